@@ -1,0 +1,31 @@
+# Two commands do all set-up on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+
+.PHONY: demo test lint venv clean-demo
+
+$(VENV)/.installed: requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	touch $@
+
+venv: $(VENV)/.installed
+
+# Offline end to end: synthetic KITTI-layout data + a random-weight VGG16, train, evaluate, overlays.
+demo: venv
+	$(PY) main.py demo
+
+# The whole suite: Udacity interface checks, unit and integration tests, lint.
+test: venv
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m pytest -q
+
+lint: venv
+	$(PY) -m ruff check . && $(PY) -m ruff format --check .
+
+clean-demo:
+	rm -rf data/synthetic data/vgg_random

@@ -1,0 +1,165 @@
+"""`python main.py [command] [flags]`: one entry point; plain `python main.py` trains.
+
+Each command is a (help, add_arguments, run) triple in COMMANDS; the train flags come from the
+Config dataclass, so a new config field is a new flag everywhere it applies.
+"""
+
+import argparse
+import os
+import sys
+import time
+
+from fcn import config as cfg
+from fcn.errors import UserError
+
+DEMO_DATA = "./data/synthetic"
+DEMO_VGG = "./data/vgg_random"
+DEMO_TARGET_IOU = 0.90
+# The demo: small enough to finish in <= 10 min on 2 CPU cores, from scratch (random VGG).
+DEMO_DEFAULTS = dict(
+    data_dir=DEMO_DATA,
+    vgg_dir=DEMO_VGG,
+    image_shape=(64, 224),
+    epochs=12,
+    batch_size=8,
+    learning_rate=3e-4,
+    val_count=12,
+    overlay_every=0,
+)
+DEMO_COUNT = 160
+
+
+def _train_args(parser):
+    cfg.add_arguments(parser)
+
+
+def _run_train(args):
+    from fcn import train
+
+    config = cfg.from_args(args)
+    run_dir, summary = train.train(config)
+    _print_summary(run_dir, summary)
+    return 0
+
+
+def _print_summary(run_dir, summary):
+    iou = summary.get("final_val_iou")
+    best = summary.get("best_val_iou")
+    print(
+        f"done in {summary['train_seconds']:.0f}s: final validation road IoU "
+        f"{_fmt(iou)}, best {_fmt(best)} (epoch {summary.get('best_epoch')}); run: {run_dir}"
+    )
+
+
+def _fmt(x):
+    return "n/a" if x is None else f"{x:.4f}"
+
+
+def _demo_args(parser):
+    cfg.add_arguments(parser, defaults=DEMO_DEFAULTS)
+    parser.add_argument("--count", type=int, default=DEMO_COUNT, help="synthetic training images")
+
+
+def _run_demo(args):
+    from fcn import synth, train, vgg
+
+    config = cfg.from_args(args)
+    t0 = time.time()
+    if not os.path.isdir(os.path.join(config.data_dir, "data_road")):
+        print(
+            f"writing a synthetic KITTI-layout dataset ({args.count} images) to {config.data_dir}"
+        )
+        synth.generate_dataset(config.data_dir, count=args.count, test_count=12, seed=config.seed)
+    if not os.path.exists(os.path.join(config.vgg_dir, "saved_model.pb")):
+        print(f"building a random-weight VGG16 SavedModel in {config.vgg_dir}")
+        vgg.save_vgg16(config.vgg_dir, seed=config.seed)
+    run_dir, summary = train.train(config)
+    _print_summary(run_dir, summary)
+    iou = summary.get("final_val_iou") or 0.0
+    verdict = "reached" if iou >= DEMO_TARGET_IOU else "DID NOT reach"
+    print(
+        f"demo: validation road IoU {iou:.4f} {verdict} the target {DEMO_TARGET_IOU:.2f} "
+        f"in {time.time() - t0:.0f}s; overlays in {run_dir}/test and {run_dir}/val_overlays"
+    )
+    return 0 if iou >= DEMO_TARGET_IOU else 1
+
+
+def _synth_args(parser):
+    parser.add_argument("--out", default=DEMO_DATA, help="folder to hold data_road/")
+    parser.add_argument("--count", type=int, default=DEMO_COUNT, help="training images")
+    parser.add_argument("--test-count", type=int, default=12, help="test images")
+    parser.add_argument("--seed", type=int, default=0, help="same seed, same dataset")
+
+
+def _run_synth(args):
+    from fcn import synth
+
+    summary = synth.generate_dataset(
+        args.out, count=args.count, test_count=args.test_count, seed=args.seed
+    )
+    print(
+        f"wrote {summary['train']} training and {summary['test']} test images to {summary['root']}"
+    )
+    return 0
+
+
+def _vgg_args(parser):
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--random", action="store_true", help="He-initialised random weights")
+    source.add_argument(
+        "--keras-h5",
+        metavar="FILE",
+        help="Keras ImageNet weights vgg16_weights_tf_dim_ordering_tf_kernels.h5",
+    )
+    parser.add_argument("--out", default="./data/vgg", help="SavedModel folder to create")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random weights")
+    parser.add_argument("--width", type=float, default=1.0, help=argparse.SUPPRESS)
+
+
+def _run_vgg(args):
+    from fcn import vgg
+
+    weights = vgg.read_keras_h5(args.keras_h5) if args.keras_h5 else None
+    vgg.save_vgg16(args.out, weights=weights, seed=args.seed, width=args.width)
+    kind = f"ImageNet weights from {args.keras_h5}" if weights else "random He-initialised weights"
+    print(
+        f"wrote a VGG16 SavedModel (tag 'vgg16', {kind}) to {args.out}; "
+        "it expects raw RGB 0..255 input"
+    )
+    return 0
+
+
+COMMANDS = {
+    "train": ("train FCN-8 (the default command)", _train_args, _run_train),
+    "demo": ("offline end-to-end demo on synthetic data with a random VGG", _demo_args, _run_demo),
+    "synth": ("write a synthetic KITTI-layout dataset", _synth_args, _run_synth),
+    "vgg": ("build a VGG16 SavedModel (random or Keras ImageNet weights)", _vgg_args, _run_vgg),
+}
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="main.py",
+        description="FCN-8 road segmentation on VGG16 (KITTI road). Plain `python main.py` trains.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="command")
+    for name, (help_text, add_args, _) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        add_args(p)
+    return parser
+
+
+def main(argv=None):
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # No command (or only flags) means `train`, as in the reference project.
+    if not argv or (argv[0] not in COMMANDS and argv[0] not in ("-h", "--help")):
+        argv = ["train"] + argv
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command][2](args)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

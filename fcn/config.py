@@ -1,0 +1,169 @@
+"""The one config: a frozen dataclass that generates the CLI flags and is saved with every run.
+
+Every field's comment gives the reason for its default. `add_arguments` turns the fields into
+argparse flags (`image_shape` -> `--image-shape 160x576`, booleans -> `--flip/--no-flip`), and
+`from_args` turns the parsed namespace back into a validated `Config`.
+"""
+
+import argparse
+import dataclasses
+import json
+from typing import get_type_hints
+
+from fcn.errors import UserError
+
+PRECISIONS = ("auto", "float32", "bfloat16", "float16")
+DECODERS = ("reference", "fcn8s")
+NORMALIZATIONS = ("raw", "centered")
+# The encoder has stride 32: a side shorter than this leaves layer 7 with nothing in it.
+MIN_SIDE = 32
+
+
+def _field(default, help, choices=None, flag=True):
+    return dataclasses.field(
+        default=default, metadata={"help": help, "choices": choices, "flag": flag}
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    # --- where things are ---
+    data_dir: str = _field("./data", "folder that holds data_road/ (KITTI layout)")
+    vgg_dir: str = _field("./data/vgg", "VGG16 SavedModel folder (tag 'vgg16')")
+    runs_dir: str = _field("./runs", "every run writes into RUNS_DIR/<timestamp>/")
+    dataset: str = _field("kitti_road", "dataset descriptor name (fcn.data.DATASETS)")
+
+    # --- the reference system's training recipe (Udacity FCN-8 on KITTI road) ---
+    # 160x576 keeps KITTI's ~1:3.3 aspect ratio at a size whose sides are multiples of 32.
+    image_shape: tuple = _field((160, 576), "network input size HxW, e.g. 160x576")
+    epochs: int = _field(40, "passes over the training split (reference: 40)")
+    batch_size: int = _field(8, "images per step (reference: 8)")
+    learning_rate: float = _field(1e-4, "Adam learning rate (reference: 1e-4)")
+    keep_prob: float = _field(0.5, "dropout keep probability on fc6/fc7 while training")
+    # Explicit L2 on the decoder kernels only: the encoder is pretrained (or He-initialised).
+    l2_scale: float = _field(1e-3, "L2 weight on decoder kernels, added to the loss (0 = off)")
+    decoder: str = _field("reference", "decoder head", DECODERS)
+    # Truncated-normal stddev of the decoder kernels, from the reference system.
+    init_stddev: float = _field(0.01, "stddev of the decoder's truncated-normal init")
+
+    # --- data ---
+    # 48 of KITTI's 289 training pairs (~17%) is the validation size the reference used.
+    val_count: int = _field(48, "validation images carved out of training (stratified)")
+    seed: int = _field(0, "seed of the split, the augmentation and the decoder init")
+    # raw 0..255 is what our VGG SavedModels expect: their preprocessing is inside the graph.
+    normalize: str = _field(
+        "raw", "input scaling: raw 0..255, or centered x/255-0.5", NORMALIZATIONS
+    )
+    # CLAHE as an augmentation (not preprocessing): applied with this probability, so the model
+    # sees both contrast regimes and test images need no CLAHE.
+    clahe_prob: float = _field(0.5, "probability of CLAHE on a training image (0 = off)")
+    clahe_clip: float = _field(2.0, "CLAHE clip limit")
+    clahe_grid: int = _field(8, "CLAHE tile grid size")
+    flip_prob: float = _field(0.5, "probability of a horizontal flip of image and label")
+    threshold: float = _field(0.5, "road probability threshold for masks and metrics")
+
+    # --- run management ---
+    overlay_every: int = _field(5, "write validation overlays every N epochs (0 = only last)")
+    keep_checkpoints: int = _field(3, "how many latest checkpoints to keep besides the best")
+    # 0 means the whole split: tests and the demo cap it to bound their time.
+    max_train_images: int = _field(0, "use at most N training images (0 = all)")
+    precision: str = _field(
+        "auto", "compute precision (auto: bf16 on AMX CPUs, fp16 on GPU)", PRECISIONS
+    )
+    xla: bool = _field(False, "compile the graph with XLA (GPU)")
+    test_overlays: bool = _field(True, "write an overlay of every test image at the end")
+
+    def __post_init__(self):
+        h, w = self.image_shape
+        checks = [
+            (self.epochs >= 0, f"--epochs must be >= 0, got {self.epochs}"),
+            (self.batch_size >= 1, f"--batch-size must be >= 1, got {self.batch_size}"),
+            (
+                h >= MIN_SIDE and w >= MIN_SIDE,
+                f"--image-shape {h}x{w} is too small: the encoder has stride 32, use at least "
+                f"{MIN_SIDE}x{MIN_SIDE} (multiples of 32 such as 160x576 are best)",
+            ),
+            (self.learning_rate > 0, f"--learning-rate must be > 0, got {self.learning_rate}"),
+            (0 < self.keep_prob <= 1, f"--keep-prob must be in (0, 1], got {self.keep_prob}"),
+            (self.l2_scale >= 0, f"--l2-scale must be >= 0, got {self.l2_scale}"),
+            (self.val_count >= 0, f"--val-count must be >= 0, got {self.val_count}"),
+            (0 <= self.clahe_prob <= 1, f"--clahe-prob must be in [0, 1], got {self.clahe_prob}"),
+            (0 <= self.flip_prob <= 1, f"--flip-prob must be in [0, 1], got {self.flip_prob}"),
+            (0 < self.threshold < 1, f"--threshold must be in (0, 1), got {self.threshold}"),
+            (self.clahe_clip > 0, f"--clahe-clip must be > 0, got {self.clahe_clip}"),
+            (self.clahe_grid >= 1, f"--clahe-grid must be >= 1, got {self.clahe_grid}"),
+            (self.overlay_every >= 0, f"--overlay-every must be >= 0, got {self.overlay_every}"),
+            (self.keep_checkpoints >= 1, "--keep-checkpoints must be >= 1"),
+            (self.max_train_images >= 0, "--max-train-images must be >= 0"),
+        ]
+        for name, choices in (
+            ("decoder", DECODERS),
+            ("normalize", NORMALIZATIONS),
+            ("precision", PRECISIONS),
+        ):
+            value = getattr(self, name)
+            checks.append((value in choices, f"--{name} {value!r} is not one of {list(choices)}"))
+        for ok, message in checks:
+            if not ok:
+                raise UserError(message)
+
+    def to_json(self):
+        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, values):
+        """Build from a saved config.json; unknown keys (from a newer version) are an error."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - names)
+        if unknown:
+            raise UserError(
+                f"config has unknown keys {unknown}; was it written by a newer version?"
+            )
+        values = dict(values)
+        if "image_shape" in values:
+            values["image_shape"] = tuple(values["image_shape"])
+        return cls(**values)
+
+    def replace(self, **changes):
+        return dataclasses.replace(self, **changes)
+
+
+def parse_shape(text):
+    """'160x576' -> (160, 576); a clear error for anything else."""
+    try:
+        h, w = (int(v) for v in str(text).lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"image shape must look like 160x576, got {text!r}"
+        ) from None
+    return (h, w)
+
+
+def add_arguments(parser, cls=Config, defaults=None, only=None):
+    """Add one flag per dataclass field (or only the named ones); defaults may be overridden."""
+    hints = get_type_hints(cls)
+    defaults = defaults or {}
+    for f in dataclasses.fields(cls):
+        if not f.metadata.get("flag", True) or (only is not None and f.name not in only):
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        default = defaults.get(f.name, f.default)
+        kind = hints[f.name]
+        help_text = f.metadata["help"]
+        if kind is bool:
+            parser.add_argument(
+                flag, action=argparse.BooleanOptionalAction, default=default, help=help_text
+            )
+            continue
+        shown = "x".join(map(str, default)) if kind is tuple else default
+        kwargs = dict(default=default, help=f"{help_text} (default: {shown})")
+        kwargs["type"] = parse_shape if kind is tuple else kind
+        if f.metadata.get("choices"):
+            kwargs["choices"] = f.metadata["choices"]
+        parser.add_argument(flag, **kwargs)
+
+
+def from_args(args, cls=Config):
+    """The config from parsed flags; fields without a flag keep their defaults."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: v for k, v in vars(args).items() if k in names})

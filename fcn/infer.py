@@ -1,0 +1,43 @@
+"""Prediction on images and the green overlays users browse in runs/."""
+
+import cv2
+import numpy as np
+
+from fcn import data
+
+GREEN = (0, 255, 0)
+
+
+def softmax(logits, axis=-1):
+    z = logits - logits.max(axis=axis, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+def overlay(image, mask, color=GREEN, alpha=0.5):
+    """Blend `color` into the RGB image (H, W, 3) where mask (H, W) is true; uint8 out."""
+    out = image.copy()
+    blend = (1.0 - alpha) * image[mask].astype(np.float32) + alpha * np.asarray(color, np.float32)
+    out[mask] = np.clip(blend + 0.5, 0, 255).astype(np.uint8)
+    return out
+
+
+def predict_probs(sess, probs_tensor, image_input, keep_prob, images, normalize="raw"):
+    """uint8 (B, h, w, 3) at the network size -> class probabilities (B, h, w, C) float32."""
+    feed = {image_input: data.to_input(images, normalize)}
+    if keep_prob is not None:
+        feed[keep_prob] = 1.0
+    return sess.run(probs_tensor, feed)
+
+
+def to_original_size(prob, height, width):
+    """Bilinear resize of a (h, w) probability map to the source image's (height, width)."""
+    if prob.shape == (height, width):
+        return prob
+    return cv2.resize(prob, (width, height), interpolation=cv2.INTER_LINEAR)
+
+
+def road_overlay(image, road_prob, threshold=0.5, alpha=0.5):
+    """The reference overlay: green where the full-resolution road probability > threshold."""
+    prob = to_original_size(road_prob, *image.shape[:2])
+    return overlay(image, prob > threshold, GREEN, alpha)

@@ -1,0 +1,321 @@
+"""The training job: data -> graph -> epochs with validation, checkpoints, overlays -> run folder.
+
+Run folder (runs/<timestamp>/): config.json, split.json, log.jsonl (one line per epoch),
+checkpoints/ (latest K), best/ (best validation road IoU), tb/ (TensorBoard), val_overlays/,
+test/ (a green overlay of every test image at its original size), summary.json.
+"""
+
+import json
+import math
+import os
+import time
+
+import numpy as np
+import tensorflow.compat.v1 as tf
+from tqdm import tqdm
+
+from fcn import data, decoders, infer, losses, metrics, precision, runs, vgg
+from fcn.augment import Augmenter
+
+CHECKPOINT_DIR = "checkpoints"
+BEST_DIR = "best"
+
+
+def build_model(sess, config, num_classes):
+    """Load the encoder into sess's graph and add decoder, softmax and training ops.
+
+    Returns a dict of named tensors: image_input, keep_prob, logits (N, H, W, C), probs,
+    correct_label (N, H, W, C) one-hot, learning_rate, logits_flat, train_op, loss.
+    """
+    image_input, keep_prob, layer3, layer4, layer7 = vgg.load_vgg(sess, config.vgg_dir)
+    tf.set_random_seed(config.seed)
+    logits = decoders.build_decoder(
+        config.decoder,
+        layer3,
+        layer4,
+        layer7,
+        num_classes,
+        tf.shape(image_input)[1:3],
+        config.init_stddev,
+    )
+    probs = tf.nn.softmax(tf.cast(logits, tf.float32), name="probs")
+    correct_label = tf.placeholder(tf.float32, [None, None, None, num_classes], "correct_label")
+    learning_rate = tf.placeholder(tf.float32, [], "learning_rate")
+    prec = precision.resolve(config.precision)
+    logits_flat, train_op, loss = losses.optimize(
+        logits,
+        correct_label,
+        learning_rate,
+        num_classes,
+        l2_scale=config.l2_scale,
+        loss_scale=precision.loss_scale_for(prec),
+    )
+    return dict(
+        image_input=image_input,
+        keep_prob=keep_prob,
+        logits=logits,
+        probs=probs,
+        correct_label=correct_label,
+        learning_rate=learning_rate,
+        logits_flat=logits_flat,
+        train_op=train_op,
+        loss=loss,
+    )
+
+
+def initialize_new_variables(sess):
+    """Initialise only what the SavedModel did not bring: the loaded VGG weights stay."""
+    names = set(n.decode() for n in sess.run(tf.report_uninitialized_variables()))
+    new = [v for v in tf.global_variables() if v.op.name in names]
+    sess.run(tf.variables_initializer(new))
+
+
+def run_epoch(
+    sess,
+    batches,
+    train_op,
+    loss,
+    input_image,
+    correct_label,
+    keep_prob,
+    learning_rate,
+    keep_prob_value,
+    learning_rate_value,
+    total=None,
+    desc="train",
+):
+    """One pass of training steps with a tqdm bar showing the running loss; returns the mean."""
+    losses_seen = []
+    bar = tqdm(batches, total=total, desc=desc, leave=False, dynamic_ncols=True)
+    for images, labels in bar:
+        _, value = sess.run(
+            [train_op, loss],
+            {
+                input_image: images,
+                correct_label: labels,
+                keep_prob: keep_prob_value,
+                learning_rate: learning_rate_value,
+            },
+        )
+        losses_seen.append(float(value))
+        bar.set_postfix(loss=f"{np.mean(losses_seen[-20:]):.4f}")
+    bar.close()
+    return float(np.mean(losses_seen)) if losses_seen else float("nan")
+
+
+def validate(sess, model, split, spec, config, batch_size=None):
+    """Validation loss and metrics on a cached split; returns (scores dict, probs (N,h,w,C))."""
+    batch_size = batch_size or config.batch_size
+    acc = metrics.ConfusionAccumulator(spec.num_classes)
+    road = metrics.ConfusionAccumulator(2)
+    total_loss, total_valid, all_probs = 0.0, 0, []
+    for start in range(0, len(split.images), batch_size):
+        images = split.images[start : start + batch_size]
+        labels = split.labels[start : start + batch_size]
+        probs, loss = sess.run(
+            [model["probs"], model["loss"]],
+            {
+                model["image_input"]: data.to_input(images, config.normalize),
+                model["correct_label"]: data.one_hot(labels, spec.num_classes),
+                model["keep_prob"]: 1.0,
+            },
+        )
+        valid = int((labels != data.IGNORE_LABEL).sum())
+        total_loss += float(loss) * valid
+        total_valid += valid
+        acc.update(probs.argmax(-1), labels)
+        # Binary road scores on the thresholded probability, never on raw probabilities.
+        road_pred = probs[..., spec.positive_class] >= config.threshold
+        road_true = np.where(labels == data.IGNORE_LABEL, 255, labels == spec.positive_class)
+        road.update(road_pred.astype(np.uint8), road_true.astype(np.uint8))
+        all_probs.append(probs)
+    per_class = acc.metrics(list(spec.class_names))
+    binary = road.metrics(["other", "road"])["classes"]["road"]
+    scores = {
+        "val_loss": total_loss / max(total_valid, 1),
+        "val_iou": binary["iou"],
+        "val_precision": binary["precision"],
+        "val_recall": binary["recall"],
+        "val_f1": binary["f1"],
+        "val_mean_iou": per_class["mean_iou"],
+        "val_pixel_accuracy": per_class["pixel_accuracy"],
+    }
+    return scores, np.concatenate(all_probs) if all_probs else None
+
+
+def write_overlays(folder, split, probs, spec, threshold):
+    for ex, image, prob in zip(split.examples, split.images, probs, strict=True):
+        out = infer.road_overlay(image, prob[..., spec.positive_class], threshold)
+        runs.write_image(os.path.join(folder, ex.name + ".png"), out)
+
+
+def write_test_overlays(sess, model, examples, out_dir, config, spec, batch_size=None):
+    """Green overlay of each image at its original resolution; returns the number written."""
+    batch_size = batch_size or config.batch_size
+    count = 0
+    for start in tqdm(range(0, len(examples), batch_size), desc="test overlays", leave=False):
+        chunk = examples[start : start + batch_size]
+        originals = [data.read_image(ex.image_path) for ex in chunk]
+        h, w = config.image_shape
+        small = np.stack(
+            [data.cv2.resize(im, (w, h), interpolation=data.cv2.INTER_AREA) for im in originals]
+        )
+        probs = infer.predict_probs(
+            sess, model["probs"], model["image_input"], model["keep_prob"], small, config.normalize
+        )
+        for ex, image, prob in zip(chunk, originals, probs, strict=True):
+            out = infer.road_overlay(image, prob[..., spec.positive_class], config.threshold)
+            runs.write_image(os.path.join(out_dir, ex.name + ".png"), out)
+            count += 1
+    return count
+
+
+def _log_scalars(writer, step, values):
+    summary = tf.Summary(
+        value=[
+            tf.Summary.Value(tag=k, simple_value=float(v))
+            for k, v in values.items()
+            if isinstance(v, (int, float)) and math.isfinite(v)
+        ]
+    )
+    writer.add_summary(summary, step)
+    writer.flush()
+
+
+def train(config, log=print):
+    """Train per `config`; returns (run_dir, summary dict)."""
+    spec = data.get_spec(config.dataset)
+    examples = data.list_pairs(config.data_dir, spec)
+    vgg.check_vgg_dir(config.vgg_dir)
+    train_ex, val_ex, note = data.split_train_val(examples, config.val_count, config.seed)
+    if note:
+        log(note)
+    if config.max_train_images:
+        train_ex = train_ex[: config.max_train_images]
+    prec = precision.resolve(config.precision)
+
+    run_dir = runs.new_run_dir(config.runs_dir)
+    runs.write_json(os.path.join(run_dir, "config.json"), json.loads(config.to_json()))
+    runs.write_json(
+        os.path.join(run_dir, "split.json"),
+        {"train": [e.name for e in train_ex], "val": [e.name for e in val_ex], "seed": config.seed},
+    )
+    log(f"run folder: {run_dir}")
+    log(
+        f"{len(train_ex)} training / {len(val_ex)} validation images at "
+        f"{config.image_shape[0]}x{config.image_shape[1]}, precision {prec}"
+    )
+
+    t0 = time.time()
+    clahe = (config.clahe_clip, config.clahe_grid) if config.clahe_prob > 0 else None
+    train_split = data.load_split(train_ex, config.image_shape, spec, clahe=clahe)
+    val_split = data.load_split(val_ex, config.image_shape, spec)
+    log(f"decoded and cached the data in {time.time() - t0:.1f}s")
+
+    graph = tf.Graph()
+    history, best_iou, best_epoch = [], -1.0, None
+    with graph.as_default(), tf.Session(config=precision.session_config(prec, config.xla)) as sess:
+        model = build_model(sess, config, spec.num_classes)
+        initialize_new_variables(sess)
+        saver = tf.train.Saver(max_to_keep=config.keep_checkpoints)
+        best_saver = tf.train.Saver(max_to_keep=1)
+        writer = tf.summary.FileWriter(os.path.join(run_dir, "tb"), graph)
+        augmenter = Augmenter(config.clahe_prob, config.flip_prob, config.seed)
+        order_rng = np.random.default_rng(config.seed + 1)
+        steps_per_epoch = math.ceil(len(train_split.images) / config.batch_size)
+        train_start = time.time()
+        for epoch in range(1, config.epochs + 1):
+            batches = data.prefetch(
+                data.epoch_batches(
+                    train_split,
+                    config.batch_size,
+                    spec.num_classes,
+                    augmenter,
+                    order_rng,
+                    config.normalize,
+                )
+            )
+            t_epoch = time.time()
+            train_loss = run_epoch(
+                sess,
+                batches,
+                model["train_op"],
+                model["loss"],
+                model["image_input"],
+                model["correct_label"],
+                model["keep_prob"],
+                model["learning_rate"],
+                config.keep_prob,
+                config.learning_rate,
+                steps_per_epoch,
+                desc=f"epoch {epoch}/{config.epochs}",
+            )
+            record = {"epoch": epoch, "train_loss": train_loss, "seconds": time.time() - t_epoch}
+            if len(val_split.images):
+                scores, probs = validate(sess, model, val_split, spec, config)
+                record.update(scores)
+            history.append(record)
+            step = epoch * steps_per_epoch
+            saver.save(sess, os.path.join(run_dir, CHECKPOINT_DIR, "model"), global_step=step)
+            val_iou = record.get("val_iou", float("nan"))
+            if math.isfinite(val_iou) and val_iou > best_iou:
+                best_iou, best_epoch = val_iou, epoch
+                best_saver.save(sess, os.path.join(run_dir, BEST_DIR, "model"), global_step=step)
+            _log_scalars(writer, step, record)
+            with open(os.path.join(run_dir, "log.jsonl"), "a") as f:
+                f.write(json.dumps(record) + "\n")
+            log(_format_record(record))
+            last = epoch == config.epochs
+            if len(val_split.images) and (
+                last or (config.overlay_every and epoch % config.overlay_every == 0)
+            ):
+                folder = os.path.join(run_dir, "val_overlays", f"epoch_{epoch:03d}")
+                write_overlays(folder, val_split, probs, spec, config.threshold)
+        train_seconds = time.time() - train_start
+        n_test = 0
+        if config.test_overlays:
+            test_ex = data.list_test_images(config.data_dir, spec)
+            n_test = write_test_overlays(
+                sess, model, test_ex, os.path.join(run_dir, "test"), config, spec
+            )
+            log(f"wrote {n_test} test overlays to {os.path.join(run_dir, 'test')}")
+        writer.close()
+
+    final = history[-1] if history else {}
+    summary = {
+        "epochs": config.epochs,
+        "best_val_iou": best_iou if best_epoch else None,
+        "best_epoch": best_epoch,
+        "final_val_iou": final.get("val_iou"),
+        "final_val_precision": final.get("val_precision"),
+        "final_val_recall": final.get("val_recall"),
+        "final_train_loss": final.get("train_loss"),
+        "train_seconds": train_seconds,
+        "train_images": len(train_ex),
+        "val_images": len(val_ex),
+        "test_overlays": n_test,
+        "precision": prec,
+    }
+    runs.write_json(os.path.join(run_dir, "summary.json"), _finite(summary))
+    return run_dir, summary
+
+
+def _finite(obj):
+    """JSON has no NaN: undefined metrics are written as null."""
+    return {
+        k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in obj.items()
+    }
+
+
+def _format_record(r):
+    parts = [f"epoch {r['epoch']:3d}", f"loss {r['train_loss']:.4f}"]
+    for key, label in (
+        ("val_loss", "val loss"),
+        ("val_iou", "road IoU"),
+        ("val_precision", "precision"),
+        ("val_recall", "recall"),
+    ):
+        if key in r:
+            parts.append(f"{label} {r[key]:.4f}")
+    parts.append(f"{r['seconds']:.0f}s")
+    return " | ".join(parts)

@@ -1,0 +1,96 @@
+"""FCN-8 road segmentation: the Udacity project's interface, delegating to the fcn package.
+
+`python main.py [command] [flags]` (see --help); plain `python main.py` trains on KITTI road.
+"""
+
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import tensorflow.compat.v1 as tf  # noqa: E402
+
+tf.disable_v2_behavior()
+
+from fcn import decoders, losses, train, vgg  # noqa: E402
+
+
+def load_vgg(sess, vgg_path):
+    """Load the VGG16 SavedModel; return (image_input, keep_prob, layer3_out, layer4_out,
+    layer7_out)."""
+    return vgg.load_vgg(sess, vgg_path)
+
+
+def layers(
+    vgg_layer3_out,
+    vgg_layer4_out,
+    vgg_layer7_out,
+    num_classes,
+    input_image=None,
+    decoder="reference",
+):
+    """The FCN-8 decoder; logits (N, H, W, num_classes).
+
+    The output matches the input image's exact size: `input_image` (or, when not given, the
+    graph's `image_input:0` from load_vgg). Without either, it is 8x layer 3's size.
+    """
+    if input_image is None:
+        try:
+            input_image = vgg_layer3_out.graph.get_tensor_by_name(vgg.INPUT_NAME + ":0")
+        except KeyError:
+            input_image = None
+    if input_image is not None:
+        output_hw = tf.shape(input_image)[1:3]
+    else:
+        output_hw = tf.shape(vgg_layer3_out)[1:3] * 8
+    return decoders.build_decoder(
+        decoder, vgg_layer3_out, vgg_layer4_out, vgg_layer7_out, num_classes, output_hw
+    )
+
+
+def optimize(nn_last_layer, correct_label, learning_rate, num_classes, l2_scale=0.0):
+    """(logits (P, num_classes), train_op, cross_entropy_loss); void pixels never count."""
+    return losses.optimize(nn_last_layer, correct_label, learning_rate, num_classes, l2_scale)
+
+
+def train_nn(
+    sess,
+    epochs,
+    batch_size,
+    get_batches_fn,
+    train_op,
+    cross_entropy_loss,
+    input_image,
+    correct_label,
+    keep_prob,
+    learning_rate,
+    keep_prob_value=0.5,
+    learning_rate_value=1e-4,
+):
+    """Train for `epochs` over get_batches_fn(batch_size); prints each epoch's mean loss."""
+    train.initialize_new_variables(sess)
+    for epoch in range(epochs):
+        mean = train.run_epoch(
+            sess,
+            get_batches_fn(batch_size),
+            train_op,
+            cross_entropy_loss,
+            input_image,
+            correct_label,
+            keep_prob,
+            learning_rate,
+            keep_prob_value,
+            learning_rate_value,
+            desc=f"epoch {epoch + 1}/{epochs}",
+        )
+        print(f"epoch {epoch + 1}/{epochs}: loss {mean:.4f}")
+
+
+def run(argv=None):
+    from fcn import cli
+
+    return cli.main(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(run())

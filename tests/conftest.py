@@ -1,0 +1,35 @@
+"""Shared fixtures: a tiny VGG16 SavedModel and a tiny synthetic KITTI-layout dataset."""
+
+import os
+
+import pytest
+import tensorflow.compat.v1 as tf
+
+tf.disable_v2_behavior()
+
+from fcn import synth, vgg  # noqa: E402
+
+# 1/16 of VGG16's channels: the same structure and interface, built in about a second.
+TINY_WIDTH = 1 / 16
+KITTI_SAMPLE = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "kitti_sample")
+
+
+@pytest.fixture(scope="session")
+def tiny_vgg(tmp_path_factory):
+    path = str(tmp_path_factory.mktemp("vgg") / "vgg")
+    return vgg.save_vgg16(path, seed=0, width=TINY_WIDTH)
+
+
+@pytest.fixture(scope="session")
+def synth_data(tmp_path_factory):
+    """12 training and 3 test images at two small odd sizes."""
+    path = str(tmp_path_factory.mktemp("synth") / "data")
+    synth.generate_dataset(path, count=12, test_count=3, seed=0, sizes=((90, 300), (91, 297)))
+    return path
+
+
+@pytest.fixture
+def kitti_sample():
+    if not os.path.isdir(KITTI_SAMPLE):
+        pytest.skip(f"the real KITTI sample is not at {KITTI_SAMPLE}")
+    return KITTI_SAMPLE

@@ -1,0 +1,132 @@
+"""End to end at tiny sizes: training lowers the loss, the run folder is complete, the CLI."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from fcn import cli, config, train
+from fcn.errors import UserError
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope="module")
+def tiny_run(synth_data, tiny_vgg, tmp_path_factory):
+    cfg = config.Config(
+        data_dir=synth_data,
+        vgg_dir=tiny_vgg,
+        runs_dir=str(tmp_path_factory.mktemp("runs")),
+        image_shape=(64, 192),
+        epochs=6,
+        batch_size=4,
+        learning_rate=1e-3,
+        val_count=2,
+        overlay_every=3,
+        precision="float32",
+    )
+    logs = []
+    run_dir, summary = train.train(cfg, log=logs.append)
+    return cfg, run_dir, summary, logs
+
+
+def test_training_lowers_the_loss(tiny_run):
+    _, run_dir, _, _ = tiny_run
+    with open(os.path.join(run_dir, "log.jsonl")) as f:
+        records = [json.loads(line) for line in f]
+    assert [r["epoch"] for r in records] == list(range(1, 7))
+    first, last = records[0]["train_loss"], records[-1]["train_loss"]
+    assert last < 0.9 * first, (first, last)
+    assert all(0.0 <= r["val_iou"] <= 1.0 for r in records)
+
+
+def test_run_folder_is_complete(tiny_run):
+    cfg, run_dir, summary, logs = tiny_run
+    saved = config.Config.from_dict(json.load(open(os.path.join(run_dir, "config.json"))))
+    assert saved == cfg
+    split = json.load(open(os.path.join(run_dir, "split.json")))
+    assert len(split["val"]) == 2 and len(split["train"]) == 10
+    on_disk = json.load(open(os.path.join(run_dir, "summary.json")))
+    for key in ("epochs", "best_val_iou", "final_val_iou", "train_seconds"):
+        assert key in on_disk
+    assert on_disk["epochs"] == 6 and on_disk["train_seconds"] > 0
+    assert os.path.exists(os.path.join(run_dir, "best", "checkpoint"))
+    assert (
+        len([f for f in os.listdir(os.path.join(run_dir, "checkpoints")) if f.endswith(".index")])
+        == 3
+    )
+    # Validation overlays at epochs 3 and 6; test overlays at each image's original size.
+    assert sorted(os.listdir(os.path.join(run_dir, "val_overlays"))) == ["epoch_003", "epoch_006"]
+    import cv2
+
+    test_dir = os.path.join(run_dir, "test")
+    names = sorted(os.listdir(test_dir))
+    assert len(names) == 3 and summary["test_overlays"] == 3
+    source = os.path.join(cfg.data_dir, "data_road", "testing", "image_2", names[0])
+    assert cv2.imread(os.path.join(test_dir, names[0])).shape == cv2.imread(source).shape
+    assert any("road IoU" in line for line in logs)
+
+
+def test_overlay_paints_green_only_where_road():
+    from fcn import infer
+
+    image = np.full((2, 2, 3), 100, np.uint8)
+    prob = np.array([[0.9, 0.1], [0.6, 0.4]], np.float32)
+    out = infer.road_overlay(image, prob, threshold=0.5, alpha=0.5)
+    # Road pixels: 0.5*100 + 0.5*(0, 255, 0) = (50, 178, 50) after rounding 177.5 -> 178.
+    assert out[0, 0].tolist() == [50, 178, 50] and out[1, 0].tolist() == [50, 178, 50]
+    assert out[0, 1].tolist() == [100, 100, 100] and out[1, 1].tolist() == [100, 100, 100]
+
+
+def test_config_flags_round_trip():
+    parser = cli.build_parser()
+    args = parser.parse_args(
+        ["train", "--image-shape", "96x320", "--no-test-overlays", "--epochs", "3"]
+    )
+    cfg = config.from_args(args)
+    assert cfg.image_shape == (96, 320) and cfg.test_overlays is False and cfg.epochs == 3
+    assert config.Config.from_dict(json.loads(cfg.to_json())) == cfg
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--batch-size", "0"], "--batch-size must be >= 1"),
+        (["--epochs", "-1"], "--epochs must be >= 0"),
+        (["--image-shape", "16x576"], "too small"),
+        (["--keep-prob", "0"], "--keep-prob"),
+    ],
+)
+def test_invalid_flags_are_one_line_errors(flags, message):
+    with pytest.raises(UserError, match=message):
+        config.from_args(cli.build_parser().parse_args(["train"] + flags))
+
+
+def test_cli_exit_code_and_message_for_bad_input(tmp_path):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "main.py",
+            "--data-dir",
+            str(tmp_path / "none"),
+            "--vgg-dir",
+            str(tmp_path),
+            "--runs-dir",
+            str(tmp_path / "runs"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert proc.returncode == 2
+    err = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(err) == 1 and "does not exist" in err[0], proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr
+    # The check comes before any work: no run folder was started.
+    assert not os.path.exists(tmp_path / "runs")
