@@ -12,6 +12,11 @@ $(VENV)/.installed: requirements.txt
 	$(PY) -m pip install --quiet -r requirements.txt
 	touch $@
 
+# Optional extras (ONNX export check, DenseCRF): the tests use them, the demo does not.
+$(VENV)/.extras: $(VENV)/.installed requirements-extra.txt
+	$(PY) -m pip install --quiet -r requirements-extra.txt
+	touch $@
+
 venv: $(VENV)/.installed
 
 # Offline end to end: synthetic KITTI-layout data + a random-weight VGG16, train, evaluate, overlays.
@@ -19,7 +24,7 @@ demo: venv
 	$(PY) main.py demo
 
 # The whole suite: Udacity interface checks, unit and integration tests, lint.
-test: venv
+test: venv $(VENV)/.extras
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m pytest -q

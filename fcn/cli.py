@@ -9,6 +9,7 @@ import os
 import sys
 import time
 
+from fcn import bench, evaluate, export, predict
 from fcn import config as cfg
 from fcn.errors import UserError
 
@@ -31,13 +32,26 @@ DEMO_COUNT = 160
 
 def _train_args(parser):
     cfg.add_arguments(parser)
+    parser.add_argument(
+        "--resume",
+        metavar="RUN_DIR",
+        help="continue an interrupted run with its saved config, split and random state; "
+        "only --epochs (to train longer) and the folders may be given as well",
+    )
 
 
 def _run_train(args):
-    from fcn import train
+    from fcn import checkpoint, train
 
-    config = cfg.from_args(args)
-    run_dir, summary = train.train(config)
+    try:
+        if args.resume:
+            config = checkpoint.resume_config(args.resume, vars(args))
+            run_dir, summary = train.train(config, resume_dir=args.resume)
+        else:
+            run_dir, summary = train.train(cfg.from_args(args))
+    except checkpoint.Interrupted as e:
+        print(e, file=sys.stderr)
+        return e.exit_code
     _print_summary(run_dir, summary)
     return 0
 
@@ -134,6 +148,10 @@ COMMANDS = {
     "demo": ("offline end-to-end demo on synthetic data with a random VGG", _demo_args, _run_demo),
     "synth": ("write a synthetic KITTI-layout dataset", _synth_args, _run_synth),
     "vgg": ("build a VGG16 SavedModel (random or Keras ImageNet weights)", _vgg_args, _run_vgg),
+    "evaluate": (evaluate.HELP, evaluate.add_arguments, evaluate.run),
+    "bench": (bench.HELP, bench.add_arguments, bench.run),
+    "infer": (predict.HELP, predict.add_arguments, predict.run),
+    "export": (export.HELP, export.add_arguments, export.run),
 }
 
 

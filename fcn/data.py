@@ -20,6 +20,11 @@ from fcn.errors import UserError
 
 IGNORE_LABEL = 255
 IMAGE_EXTS = (".png", ".jpg", ".jpeg")
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_JPEG_SOI, _JPEG_EOI = b"\xff\xd8", b"\xff\xd9"
+_JPEG_TAIL = 1024  # bytes at the end of a JPEG searched for its end marker
+# A bad dataset is reported in one line: the first problem in full, then this many more names.
+_MORE_BAD_NAMES = 3
 
 
 @dataclasses.dataclass(frozen=True)
@@ -170,9 +175,9 @@ def split_train_val(examples, val_count=48, seed=0):
 def read_image(path, warn=print):
     """Any PNG/JPEG as uint8 RGB (H, W, 3): RGBA, grey, palette and 16-bit are converted."""
     raw = cv2.imread(path, cv2.IMREAD_UNCHANGED)
-    if raw is None or raw.size == 0:
+    if raw is None or raw.size == 0 or _is_cut_off_jpeg(path):
         raise UserError(f"cannot read image {path}: missing, truncated or not an image; replace it")
-    notes = []
+    notes = ["palette -> RGB"] if _is_palette_png(path) else []
     if raw.dtype == np.uint16:
         raw = (raw >> 8).astype(np.uint8)
         notes.append("16-bit -> 8-bit")
@@ -189,6 +194,27 @@ def read_image(path, warn=print):
     if notes and warn:
         warn(f"warning: {path}: {', '.join(notes)}")
     return rgb
+
+
+def _is_cut_off_jpeg(path):
+    """libjpeg decodes a cut-off JPEG with grey filler and only a warning. A whole one ends with
+    the EOI marker FF D9 (maybe plus a little padding); entropy-coded data never contains it."""
+    with open(path, "rb") as f:
+        if f.read(2) != _JPEG_SOI:
+            return False
+        f.seek(0, os.SEEK_END)
+        f.seek(max(0, f.tell() - _JPEG_TAIL))
+        return _JPEG_EOI not in f.read()
+
+
+def _is_palette_png(path):
+    """OpenCV expands palette PNGs silently; the IHDR colour type (byte 25) tells: 3 = palette."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(26)
+    except OSError:
+        return False
+    return head[:8] == _PNG_SIGNATURE and len(head) == 26 and head[25] == 3
 
 
 def decode_label(rgb, spec=KITTI_ROAD, path="label"):
@@ -248,12 +274,25 @@ def load_split(examples, image_shape, spec=KITTI_ROAD, clahe=None, threads=None)
         return CachedSplit([], np.zeros((0, h, w, 3), np.uint8), np.zeros((0, h, w), np.uint8))
 
     def work(ex):
-        image, label = load_example(ex, image_shape, spec)
+        try:
+            image, label = load_example(ex, image_shape, spec)
+        except UserError as e:
+            return e
         eq = augment.clahe(image, *clahe) if clahe else None
         return image, label, eq
 
     with ThreadPoolExecutor(threads or os.cpu_count()) as pool:
         results = list(pool.map(work, examples))
+    # Every pair is checked before one error is raised, so a user fixes the data in one go.
+    bad = [(ex, r) for ex, r in zip(examples, results, strict=True) if isinstance(r, UserError)]
+    if len(bad) == 1:
+        raise bad[0][1]
+    if bad:
+        more = ", ".join(ex.name for ex, _ in bad[1 : 1 + _MORE_BAD_NAMES])
+        raise UserError(
+            f"{len(bad)} of {len(examples)} pairs are unusable; first: {bad[0][1]} "
+            f"(the others include {more})"
+        )
     images = np.stack([r[0] for r in results])
     labels = np.stack([r[1] for r in results])
     images_clahe = np.stack([r[2] for r in results]) if clahe else None

@@ -38,6 +38,9 @@ def to_original_size(prob, height, width):
 
 
 def road_overlay(image, road_prob, threshold=0.5, alpha=0.5):
-    """The reference overlay: green where the full-resolution road probability > threshold."""
+    """The reference overlay: green where the full-resolution road probability >= threshold.
+
+    `>=` is how the metrics count a pixel as road, so overlays and scores agree.
+    """
     prob = to_original_size(road_prob, *image.shape[:2])
-    return overlay(image, prob > threshold, GREEN, alpha)
+    return overlay(image, prob >= threshold, GREEN, alpha)

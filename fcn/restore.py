@@ -64,12 +64,21 @@ def open_run(run_dir, which="best", precision_name="float32"):
     sess = tf.Session(graph=graph, config=precision.session_config(prec))
     try:
         with graph.as_default():
-            saver = tf.train.import_meta_graph(prefix + ".meta", clear_devices=True)
-            saver.restore(sess, prefix)
+            tf.train.import_meta_graph(prefix + ".meta", clear_devices=True)
+            # best/ holds the weights without the optimizer's slots: restore what it has.
+            saved = {name for name, _ in tf.train.list_variables(prefix)}
+            weights = [v for v in tf.global_variables() if v.op.name in saved]
+            tf.train.Saver(weights).restore(sess, prefix)
             get = graph.get_tensor_by_name
             restored = Restored(
-                config, spec, sess, get(INPUT_TENSOR), get(KEEP_PROB_TENSOR),
-                get(LOGITS_TENSOR), get(PROBS_TENSOR), prefix,
+                config,
+                spec,
+                sess,
+                get(INPUT_TENSOR),
+                get(KEEP_PROB_TENSOR),
+                get(LOGITS_TENSOR),
+                get(PROBS_TENSOR),
+                prefix,
             )
     except (KeyError, ValueError, tf.errors.OpError) as e:
         sess.close()

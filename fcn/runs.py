@@ -1,6 +1,7 @@
 """Run folders and safe file writes: runs/<timestamp>/ never overwrites, files appear whole."""
 
 import json
+import math
 import os
 import tempfile
 import time
@@ -45,8 +46,20 @@ def atomic_write_bytes(path, data):
         raise
 
 
+def json_safe(obj):
+    """JSON has no NaN or infinity (Python would write invalid JSON): they become null."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    return obj
+
+
 def write_json(path, obj):
-    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
+    text = json.dumps(json_safe(obj), indent=2, sort_keys=True) + "\n"
+    atomic_write_bytes(path, text.encode())
 
 
 def read_json(path):

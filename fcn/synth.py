@@ -410,7 +410,8 @@ def _paving(mat, x, z, cam):
 
 def _paint_mark(ground, cam, plan, mark):
     """Blend one lane line into the ground, as dash or 3 m segment polygons."""
-    near, top = 1.0, ground.shape[0] - cam.height  # depth to start at; row offset of the view
+    near = 1.0  # m; nearer marks lie below the image anyway
+    first_row = cam.height - ground.shape[0]  # ground is a view of the image from this row down
     if mark.dash:
         period, length, phase = mark.dash
         starts = np.arange(near - phase, plan.far, period)
@@ -427,7 +428,7 @@ def _paint_mark(ground, cam, plan, mark):
         zs = np.linspace(z0, z1, 4)
         sides = (mark.x - mark.width / 2, mark.x + mark.width / 2)
         poly = np.concatenate([cam.project(sides[0], zs), cam.project(sides[1], zs[::-1])])
-        poly[:, 1] += top
+        poly[:, 1] -= first_row
         # Thinner than a pixel far away: fade rather than flicker.
         cover = min(1.0, mark.width * cam.focal / (0.5 * (z0 + z1)))
         _polys(alpha, [poly], mark.paint * cover)
@@ -444,9 +445,9 @@ def _shade(rng, cam, x, z, shadows):
         level = rng.uniform(0.3, 1.2)
         soft = np.clip((field - level) / 0.3 + 0.5, 0, 1) * (z < _SHADOW_RANGE)
         shade -= rng.uniform(0.3, 0.55) * soft
-    top = cam.height - x.shape[0]
+    first_row = cam.height - x.shape[0]
     for poly in shadows:
-        _polys(shade, [poly - (0, top)], 0.45)
+        _polys(shade, [poly - (0, first_row)], 0.45)
     return shade
 
 

@@ -1,24 +1,30 @@
 """The training job: data -> graph -> epochs with validation, checkpoints, overlays -> run folder.
 
 Run folder (runs/<timestamp>/): config.json, split.json, log.jsonl (one line per epoch),
-checkpoints/ (latest K), best/ (best validation road IoU), tb/ (TensorBoard), val_overlays/,
-test/ (a green overlay of every test image at its original size), summary.json.
+checkpoints/ (latest K), best/ (best validation road IoU), state.json (what a resume starts from,
+see fcn.checkpoint), tb/ (TensorBoard), val_overlays/, test/ (a green overlay of every test image
+at its original size), summary.json.
 """
 
+import itertools
 import json
 import math
 import os
+import signal
 import time
 
 import numpy as np
 import tensorflow.compat.v1 as tf
 from tqdm import tqdm
 
-from fcn import data, decoders, infer, losses, metrics, precision, runs, vgg
+from fcn import checkpoint, data, decoders, infer, losses, metrics, precision, runs, tboard, vgg
 from fcn.augment import Augmenter
+from fcn.errors import UserError
 
-CHECKPOINT_DIR = "checkpoints"
-BEST_DIR = "best"
+# Validation overlays shown in TensorBoard each epoch.
+_TB_IMAGES = 3
+CHECKPOINT_DIR = checkpoint.LATEST_DIR
+BEST_DIR = checkpoint.BEST_DIR
 
 
 def build_model(sess, config, num_classes):
@@ -83,10 +89,15 @@ def run_epoch(
     learning_rate_value,
     total=None,
     desc="train",
+    on_step=None,
 ):
-    """One pass of training steps with a tqdm bar showing the running loss; returns the mean."""
+    """One pass of training steps with a tqdm bar showing the running loss; returns the mean.
+
+    on_step(loss) runs after every step; it may raise, or return True to end the pass early.
+    """
     losses_seen = []
-    bar = tqdm(batches, total=total, desc=desc, leave=False, dynamic_ncols=True)
+    # disable=None: no bar when stdout is not a terminal, so CI logs stay readable.
+    bar = tqdm(batches, total=total, desc=desc, leave=False, dynamic_ncols=True, disable=None)
     for images, labels in bar:
         _, value = sess.run(
             [train_op, loss],
@@ -99,6 +110,8 @@ def run_epoch(
         )
         losses_seen.append(float(value))
         bar.set_postfix(loss=f"{np.mean(losses_seen[-20:]):.4f}")
+        if on_step is not None and on_step(float(value)):
+            break
     bar.close()
     return float(np.mean(losses_seen)) if losses_seen else float("nan")
 
@@ -153,7 +166,8 @@ def write_test_overlays(sess, model, examples, out_dir, config, spec, batch_size
     """Green overlay of each image at its original resolution; returns the number written."""
     batch_size = batch_size or config.batch_size
     count = 0
-    for start in tqdm(range(0, len(examples), batch_size), desc="test overlays", leave=False):
+    starts = range(0, len(examples), batch_size)
+    for start in tqdm(starts, desc="test overlays", leave=False, disable=None):
         chunk = examples[start : start + batch_size]
         originals = [data.read_image(ex.image_path) for ex in chunk]
         h, w = config.image_shape
@@ -170,6 +184,14 @@ def write_test_overlays(sess, model, examples, out_dir, config, spec, batch_size
     return count
 
 
+def _log_overlays(writer, step, split, probs, spec, threshold):
+    images = [
+        infer.road_overlay(image, prob[..., spec.positive_class], threshold)
+        for image, prob in zip(split.images, probs, strict=False)
+    ]
+    writer.add_summary(tboard.image_summary("val_overlays", images), step)
+
+
 def _log_scalars(writer, step, values):
     summary = tf.Summary(
         value=[
@@ -182,30 +204,26 @@ def _log_scalars(writer, step, values):
     writer.flush()
 
 
-def train(config, log=print):
-    """Train per `config`; returns (run_dir, summary dict)."""
-    spec = data.get_spec(config.dataset)
-    examples = data.list_pairs(config.data_dir, spec)
-    vgg.check_vgg_dir(config.vgg_dir)
-    train_ex, val_ex, note = data.split_train_val(examples, config.val_count, config.seed)
-    if note:
-        log(note)
-    if config.max_train_images:
-        train_ex = train_ex[: config.max_train_images]
-    prec = precision.resolve(config.precision)
+def train(config, log=print, resume_dir=None):
+    """Train per `config`; returns (run_dir, summary dict).
 
-    run_dir = runs.new_run_dir(config.runs_dir)
-    runs.write_json(os.path.join(run_dir, "config.json"), json.loads(config.to_json()))
-    runs.write_json(
-        os.path.join(run_dir, "split.json"),
-        {"train": [e.name for e in train_ex], "val": [e.name for e in val_ex], "seed": config.seed},
-    )
-    log(f"run folder: {run_dir}")
+    resume_dir: an interrupted run to continue, with its config (`checkpoint.resume_config`):
+    the same split, weights, optimizer and random state, from the checkpoint state.json names.
+    All inputs are checked before a run folder exists, so bad data ends the job with nothing
+    half-written.
+    """
+    spec = data.get_spec(config.dataset)
+    state = checkpoint.read_state(resume_dir) if resume_dir else None
+    train_ex, val_ex = _choose_split(config, spec, resume_dir, log)
+    vgg.check_vgg_dir(config.vgg_dir)
+    prec = precision.resolve(config.precision)
     log(
         f"{len(train_ex)} training / {len(val_ex)} validation images at "
         f"{config.image_shape[0]}x{config.image_shape[1]}, precision {prec}"
     )
 
+    # Decoding every pair up front also validates the whole dataset: unreadable files, sizes of
+    # image and label, label colours.
     t0 = time.time()
     clahe = (config.clahe_clip, config.clahe_grid) if config.clahe_prob > 0 else None
     train_split = data.load_split(train_ex, config.image_shape, spec, clahe=clahe)
@@ -213,65 +231,27 @@ def train(config, log=print):
     log(f"decoded and cached the data in {time.time() - t0:.1f}s")
 
     graph = tf.Graph()
-    history, best_iou, best_epoch = [], -1.0, None
     with graph.as_default(), tf.Session(config=precision.session_config(prec, config.xla)) as sess:
+        # A bad VGG SavedModel fails here, still before the run folder is made.
         model = build_model(sess, config, spec.num_classes)
         initialize_new_variables(sess)
-        saver = tf.train.Saver(max_to_keep=config.keep_checkpoints)
-        best_saver = tf.train.Saver(max_to_keep=1)
+        if resume_dir:
+            run_dir = resume_dir
+            ckpts = checkpoint.Checkpoints(run_dir, config.keep_checkpoints, state)
+            ckpts.restore(sess, state["checkpoint"], _describe(config, spec))
+            progress = checkpoint.Progress.from_state(state)
+            # --epochs may have been raised: the saved config always tells how the run ends.
+            runs.write_json(os.path.join(run_dir, "config.json"), json.loads(config.to_json()))
+            log(f"resuming {run_dir} from {state['checkpoint']} (epoch {progress.epoch + 1})")
+        else:
+            run_dir = _start_run(config, train_ex, val_ex)
+            ckpts = checkpoint.Checkpoints(run_dir, config.keep_checkpoints)
+            progress = checkpoint.Progress()
+            log(f"run folder: {run_dir}")
+        history = checkpoint.history_upto(run_dir, progress.epoch)
         writer = tf.summary.FileWriter(os.path.join(run_dir, "tb"), graph)
-        augmenter = Augmenter(config.clahe_prob, config.flip_prob, config.seed)
-        order_rng = np.random.default_rng(config.seed + 1)
-        steps_per_epoch = math.ceil(len(train_split.images) / config.batch_size)
-        train_start = time.time()
-        for epoch in range(1, config.epochs + 1):
-            batches = data.prefetch(
-                data.epoch_batches(
-                    train_split,
-                    config.batch_size,
-                    spec.num_classes,
-                    augmenter,
-                    order_rng,
-                    config.normalize,
-                )
-            )
-            t_epoch = time.time()
-            train_loss = run_epoch(
-                sess,
-                batches,
-                model["train_op"],
-                model["loss"],
-                model["image_input"],
-                model["correct_label"],
-                model["keep_prob"],
-                model["learning_rate"],
-                config.keep_prob,
-                config.learning_rate,
-                steps_per_epoch,
-                desc=f"epoch {epoch}/{config.epochs}",
-            )
-            record = {"epoch": epoch, "train_loss": train_loss, "seconds": time.time() - t_epoch}
-            if len(val_split.images):
-                scores, probs = validate(sess, model, val_split, spec, config)
-                record.update(scores)
-            history.append(record)
-            step = epoch * steps_per_epoch
-            saver.save(sess, os.path.join(run_dir, CHECKPOINT_DIR, "model"), global_step=step)
-            val_iou = record.get("val_iou", float("nan"))
-            if math.isfinite(val_iou) and val_iou > best_iou:
-                best_iou, best_epoch = val_iou, epoch
-                best_saver.save(sess, os.path.join(run_dir, BEST_DIR, "model"), global_step=step)
-            _log_scalars(writer, step, record)
-            with open(os.path.join(run_dir, "log.jsonl"), "a") as f:
-                f.write(json.dumps(record) + "\n")
-            log(_format_record(record))
-            last = epoch == config.epochs
-            if len(val_split.images) and (
-                last or (config.overlay_every and epoch % config.overlay_every == 0)
-            ):
-                folder = os.path.join(run_dir, "val_overlays", f"epoch_{epoch:03d}")
-                write_overlays(folder, val_split, probs, spec, config.threshold)
-        train_seconds = time.time() - train_start
+        splits = (train_split, val_split)
+        _fit(sess, model, config, spec, splits, ckpts, progress, history, writer, log)
         n_test = 0
         if config.test_overlays:
             test_ex = data.list_test_images(config.data_dir, spec)
@@ -284,27 +264,162 @@ def train(config, log=print):
     final = history[-1] if history else {}
     summary = {
         "epochs": config.epochs,
-        "best_val_iou": best_iou if best_epoch else None,
-        "best_epoch": best_epoch,
+        "best_val_iou": progress.best_iou if progress.best_epoch else None,
+        "best_epoch": progress.best_epoch,
         "final_val_iou": final.get("val_iou"),
         "final_val_precision": final.get("val_precision"),
         "final_val_recall": final.get("val_recall"),
         "final_train_loss": final.get("train_loss"),
-        "train_seconds": train_seconds,
+        "train_seconds": progress.train_seconds,
         "train_images": len(train_ex),
         "val_images": len(val_ex),
         "test_overlays": n_test,
         "precision": prec,
     }
-    runs.write_json(os.path.join(run_dir, "summary.json"), _finite(summary))
+    runs.write_json(os.path.join(run_dir, "summary.json"), summary)
     return run_dir, summary
 
 
-def _finite(obj):
-    """JSON has no NaN: undefined metrics are written as null."""
-    return {
-        k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in obj.items()
-    }
+def _choose_split(config, spec, resume_dir, log):
+    """(train, val) examples: the seeded split, or the one the resumed run saved."""
+    examples = data.list_pairs(config.data_dir, spec)
+    if resume_dir:
+        return checkpoint.read_split(resume_dir, examples)
+    train_ex, val_ex, note = data.split_train_val(examples, config.val_count, config.seed)
+    if note:
+        log(note)
+    if config.max_train_images:
+        train_ex = train_ex[: config.max_train_images]
+    return train_ex, val_ex
+
+
+def _start_run(config, train_ex, val_ex):
+    run_dir = runs.new_run_dir(config.runs_dir)
+    runs.write_json(os.path.join(run_dir, "config.json"), json.loads(config.to_json()))
+    runs.write_json(
+        os.path.join(run_dir, checkpoint.SPLIT_FILE),
+        {"train": [e.name for e in train_ex], "val": [e.name for e in val_ex], "seed": config.seed},
+    )
+    return run_dir
+
+
+def _fit(sess, model, config, spec, splits, ckpts, progress, history, writer, log):
+    """Epochs progress.epoch + 1 .. config.epochs: train, validate, log, checkpoint.
+
+    Ctrl-C or SIGTERM ends the loop after the current step with a checkpoint (`Interrupted`); a
+    non-finite loss ends it at once, leaving the last good checkpoint as it was.
+    """
+    train_split, val_split = splits
+    augmenter = Augmenter(config.clahe_prob, config.flip_prob, config.seed)
+    order_rng = np.random.default_rng(config.seed + 1)
+    if progress.rng:
+        augmenter.set_state(progress.rng["augment"])
+        order_rng.bit_generator.state = progress.rng["order"]
+    steps_per_epoch = math.ceil(len(train_split.images) / config.batch_size)
+    global_step = tf.train.get_global_step()
+    seconds_before, t_start = progress.train_seconds, time.time()
+    with checkpoint.StopRequest() as stop:
+        for epoch in range(progress.epoch + 1, config.epochs + 1):
+            progress.rng = _rng_states(augmenter, order_rng)
+            batches = data.epoch_batches(
+                train_split,
+                config.batch_size,
+                spec.num_classes,
+                augmenter,
+                order_rng,
+                config.normalize,
+            )
+            # A resumed epoch replays its batches from the saved random state, skipping those done.
+            batches = data.prefetch(itertools.islice(batches, progress.batch, None))
+
+            def on_step(loss_value, epoch=epoch):
+                progress.batch += 1
+                progress.epoch_losses.append(loss_value)
+                if not math.isfinite(loss_value):
+                    raise UserError(
+                        f"the training loss became {loss_value} at epoch {epoch}, step "
+                        f"{progress.batch}/{steps_per_epoch}, so training stopped; "
+                        f"{_last_good(ckpts)}; lower --learning-rate "
+                        f"(now {config.learning_rate:g}) or check the data"
+                    )
+                return stop.requested
+
+            t_epoch = time.time()
+            run_epoch(
+                sess,
+                batches,
+                model["train_op"],
+                model["loss"],
+                model["image_input"],
+                model["correct_label"],
+                model["keep_prob"],
+                model["learning_rate"],
+                config.keep_prob,
+                config.learning_rate,
+                steps_per_epoch - progress.batch,
+                desc=f"epoch {epoch}/{config.epochs}",
+                on_step=on_step,
+            )
+            step = int(sess.run(global_step))
+            progress.train_seconds = seconds_before + time.time() - t_start
+            if progress.batch < steps_per_epoch:  # a stop request ended the epoch early
+                ckpts.save(sess, step, progress)
+                raise _stopped(stop.signum, ckpts, f"at step {progress.batch} of epoch {epoch}")
+
+            record = {
+                "epoch": epoch,
+                "train_loss": float(np.mean(progress.epoch_losses)),
+                "seconds": time.time() - t_epoch,
+            }
+            probs = None
+            if len(val_split.images):
+                scores, probs = validate(sess, model, val_split, spec, config)
+                record.update(scores)
+            history.append(record)
+            # The log line goes first: a resume drops it again if the checkpoint never came.
+            checkpoint.append_log(ckpts.run_dir, record)
+            log(_format_record(record))
+            val_iou = record.get("val_iou", float("nan"))
+            if math.isfinite(val_iou) and val_iou > progress.best_iou:
+                ckpts.save_best(sess, step)
+                progress.best_iou, progress.best_epoch = val_iou, epoch
+            progress.epoch, progress.batch, progress.epoch_losses = epoch, 0, []
+            progress.rng = _rng_states(augmenter, order_rng)
+            ckpts.save(sess, step, progress)
+            if probs is not None:  # a few validation overlays in TensorBoard's Images tab
+                _log_overlays(writer, step, val_split, probs[:_TB_IMAGES], spec, config.threshold)
+            _log_scalars(writer, step, record)
+            last = epoch == config.epochs
+            if probs is not None and (
+                last or (config.overlay_every and epoch % config.overlay_every == 0)
+            ):
+                folder = os.path.join(ckpts.run_dir, "val_overlays", f"epoch_{epoch:03d}")
+                write_overlays(folder, val_split, probs, spec, config.threshold)
+            if stop.requested:
+                raise _stopped(stop.signum, ckpts, f"after epoch {epoch}")
+
+
+def _rng_states(augmenter, order_rng):
+    return {"augment": augmenter.state(), "order": order_rng.bit_generator.state}
+
+
+def _describe(config, spec):
+    return f"decoder {config.decoder!r}, {spec.num_classes} classes, VGG {config.vgg_dir}"
+
+
+def _last_good(ckpts):
+    if not ckpts.latest:
+        return "no checkpoint was saved before it"
+    return f"the last good checkpoint {os.path.join(ckpts.run_dir, ckpts.latest)} is kept"
+
+
+def _stopped(signum, ckpts, where):
+    name = signal.Signals(signum).name
+    return checkpoint.Interrupted(
+        f"stopped by {name} {where}; saved {os.path.join(ckpts.run_dir, ckpts.latest)}; "
+        f"{checkpoint.resume_hint(ckpts.run_dir)}",
+        signum,
+    )
 
 
 def _format_record(r):

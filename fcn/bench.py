@@ -1,0 +1,383 @@
+"""`python main.py bench`: training, input-pipeline and inference images/s, and a naive baseline.
+
+One run builds the model once and measures, at one image shape and batch size:
+    train_img_s          the training loop's own path: cached split -> augmentation -> prefetch
+                         thread -> feed_dict -> train step (`train.run_epoch`)
+    train_compute_img_s  train steps on a batch handed to the session once (session tensor
+                         handles): no Python, copying or feeding in the timing
+    pipeline_img_s       the input pipeline alone: `epoch_batches` with augmentation through
+                         `prefetch`, no model
+    infer_img_s          forward pass to probabilities with keep_prob 1
+    naive_train_img_s    the Udacity helper's way: PNGs read and resized again for every batch,
+                         one-hot in NumPy, feed_dict, a plain float32 session, no prefetching
+    pipeline_fraction    (batch / pipeline_img_s) / (batch / train_img_s): the share of a step
+                         the pipeline would cost if it did not overlap the step at all
+    peak_rss_mb          the process's peak resident memory after our measurements (before the
+                         baseline builds its own graph)
+Every figure is the median of `repeats` timings of `steps` steps, after warm-up steps that pay
+for Grappler's rewrite and oneDNN's primitive creation. Without a data_road folder it writes a
+small synthetic one, and without --vgg-dir a random VGG16, both into temporary folders, so the
+command works offline on a fresh machine.
+"""
+
+import argparse
+import contextlib
+import itertools
+import os
+import resource
+import statistics
+import tempfile
+import time
+
+import cv2
+import numpy as np
+import tensorflow.compat.v1 as tf
+
+from fcn import config as cfg
+from fcn import data, precision, runs, synth, train, vgg
+from fcn.augment import Augmenter
+from fcn.errors import UserError
+
+HELP = "measure training, input-pipeline and inference images/s against a naive baseline"
+RESULT_KEYS = (
+    "train_img_s",
+    "train_compute_img_s",
+    "pipeline_img_s",
+    "infer_img_s",
+    "naive_train_img_s",
+    "pipeline_fraction",
+    "peak_rss_mb",
+    "precision",
+    "image_shape",
+    "batch_size",
+    "cpu",
+    "tf_version",
+)
+# A full VGG16 step at 160x576, batch 8 takes ~9 s (bf16) to ~14 s (float32) on 2 CPU cores:
+# 3 repeats of 2 steps of each kind keep the default run near 7 minutes.
+DEFAULT_STEPS = 2
+DEFAULT_REPEATS = 3
+# One step pays for the graph rewrite and oneDNN primitive creation; it is never timed.
+WARMUP_STEPS = 1
+# The pipeline is ~1000x faster than a step: more batches make its figure stable.
+PIPELINE_BATCHES = 20
+# Cached images; the per-image pipeline cost does not depend on how many there are.
+MAX_IMAGES = 64
+# Synthetic KITTI-size frames when there is no data: at least this many, and two batches.
+SYNTH_MIN_COUNT = 8
+# The Udacity helper's one-hot: pixels of this colour are "not road", all others road.
+NAIVE_BACKGROUND = (255, 0, 0)
+
+
+def add_arguments(parser):
+    cfg.add_arguments(parser, only=("data_dir", "image_shape", "batch_size", "precision", "xla"))
+    parser.add_argument(
+        "--vgg-dir",
+        default=None,
+        help="VGG16 SavedModel folder (default: a random full-size VGG16 in a temporary folder)",
+    )
+    parser.add_argument(
+        "--steps", type=int, default=DEFAULT_STEPS, help="timed steps per repeat and kind"
+    )
+    parser.add_argument(
+        "--repeats", type=int, default=DEFAULT_REPEATS, help="figures are medians of repeats"
+    )
+    parser.add_argument("--json", metavar="FILE", help="also write the figures to FILE as JSON")
+    parser.add_argument("--width", type=float, default=1.0, help=argparse.SUPPRESS)
+
+
+def run(args):
+    result = benchmark(
+        image_shape=args.image_shape,
+        batch_size=args.batch_size,
+        precision_name=args.precision,
+        steps=args.steps,
+        repeats=args.repeats,
+        data_dir=args.data_dir,
+        vgg_dir=args.vgg_dir,
+        width=args.width,
+        xla=args.xla,
+    )
+    print(format_table(result))
+    if args.json:
+        runs.write_json(args.json, result)
+        print(f"wrote {args.json}")
+    return 0
+
+
+def benchmark(
+    image_shape=(160, 576),
+    batch_size=8,
+    precision_name="auto",
+    steps=DEFAULT_STEPS,
+    repeats=DEFAULT_REPEATS,
+    data_dir="./data",
+    vgg_dir=None,
+    width=1.0,
+    xla=False,
+    log=print,
+):
+    """All figures as a dict with RESULT_KEYS."""
+    if steps < 1 or repeats < 1:
+        raise UserError(f"--steps and --repeats must be >= 1, got {steps} and {repeats}")
+    if not 0 < width <= 1:
+        raise UserError(f"--width must be in (0, 1], got {width}")
+    prec = precision.resolve(precision_name)
+    with contextlib.ExitStack() as temporary:
+        data_dir = _data_or_synthetic(data_dir, batch_size, temporary, log)
+        if vgg_dir is None:
+            vgg_dir = os.path.join(temporary.enter_context(tempfile.TemporaryDirectory()), "vgg")
+            log(f"building a random VGG16 (width {width:g}) in {vgg_dir}")
+            vgg.save_vgg16(vgg_dir, seed=0, width=width)
+        vgg.check_vgg_dir(vgg_dir)
+        config = cfg.Config(
+            data_dir=data_dir,
+            vgg_dir=vgg_dir,
+            image_shape=tuple(image_shape),
+            batch_size=batch_size,
+            precision=prec,
+            xla=xla,
+        )
+        spec = data.get_spec(config.dataset)
+        examples = _bench_examples(config, spec)
+        log(
+            f"bench: {len(examples)} cached images at {image_shape[0]}x{image_shape[1]}, "
+            f"batch {batch_size}, {prec}, {steps} steps x {repeats} repeats"
+        )
+        split = data.load_split(
+            examples, config.image_shape, spec, clahe=(config.clahe_clip, config.clahe_grid)
+        )
+        before = _cpu_times()
+        figures = _measure(config, split, spec, steps, repeats, log)
+        # ru_maxrss is in KiB on Linux.
+        figures["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        figures["naive_train_img_s"] = _measure_naive(config, examples, spec, steps, repeats, log)
+        log(_machine_note(before, _cpu_times()))
+    figures["pipeline_fraction"] = figures["train_img_s"] / figures["pipeline_img_s"]
+    figures.update(
+        precision=prec,
+        image_shape=list(config.image_shape),
+        batch_size=batch_size,
+        cpu=cpu_name(),
+        tf_version=tf.version.VERSION,
+    )
+    return {key: figures[key] for key in RESULT_KEYS}
+
+
+def format_table(r):
+    h, w = r["image_shape"]
+    rows = [
+        ("train, end to end", f"{r['train_img_s']:.3f} img/s"),
+        ("train, compute only", f"{r['train_compute_img_s']:.3f} img/s"),
+        (
+            "input pipeline alone",
+            f"{r['pipeline_img_s']:.1f} img/s ({100 * r['pipeline_fraction']:.2f}% of a step)",
+        ),
+        ("inference", f"{r['infer_img_s']:.3f} img/s"),
+        (
+            "naive baseline train",
+            f"{r['naive_train_img_s']:.3f} img/s "
+            f"(end to end is {r['train_img_s'] / r['naive_train_img_s']:.2f}x)",
+        ),
+        ("peak memory", f"{r['peak_rss_mb']:.0f} MB"),
+    ]
+    head = (
+        f"bench {h}x{w}, batch {r['batch_size']}, {r['precision']}; {r['cpu']}; "
+        f"TensorFlow {r['tf_version']}"
+    )
+    return "\n".join([head] + [f"  {name:<22} {value}" for name, value in rows])
+
+
+def cpu_name():
+    """'<model name> (<n> cores)' from /proc/cpuinfo, the cores this process may use."""
+    name = "unknown CPU"
+    try:
+        with open("/proc/cpuinfo") as f:
+            line = next((li for li in f if li.startswith("model name")), "")
+        name = line.split(":", 1)[1].strip() or name
+    except (OSError, IndexError):
+        pass
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return f"{name} ({cores} cores)"
+
+
+def naive_batches(examples, image_shape, batch_size, rng):
+    """The Udacity helper's get_batches_fn: every batch decodes and resizes its PNGs again.
+
+    Yields (images uint8 (B, h, w, 3), labels bool (B, h, w, 2)) over one shuffled epoch of full
+    batches; like the original it resizes labels bilinearly and counts void pixels as road.
+    """
+    h, w = image_shape
+    order = rng.permutation(len(examples))
+    for start in range(0, len(order) - batch_size + 1, batch_size):
+        images, labels = [], []
+        for i in order[start : start + batch_size]:
+            image = cv2.cvtColor(cv2.imread(examples[i].image_path), cv2.COLOR_BGR2RGB)
+            gt = cv2.cvtColor(cv2.imread(examples[i].label_path), cv2.COLOR_BGR2RGB)
+            images.append(cv2.resize(image, (w, h)))
+            background = np.all(cv2.resize(gt, (w, h)) == NAIVE_BACKGROUND, axis=2)[..., None]
+            labels.append(np.concatenate([background, ~background], axis=2))
+        yield np.array(images), np.array(labels)
+
+
+def _cpu_times():
+    """(steal, total) jiffies of all CPUs from /proc/stat, or None where there is none."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(v) for v in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    # user nice system idle iowait irq softirq steal [guest guest_nice, already in user/nice]
+    return fields[7] if len(fields) > 7 else 0, sum(fields[:8])
+
+
+def _machine_note(before, after):
+    """How busy the machine was: the load average and the share stolen by the hypervisor."""
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    note = f"machine: load average {load:.2f} over the last minute"
+    if before and after and after[1] > before[1]:
+        steal = (after[0] - before[0]) / (after[1] - before[1])
+        note += f", {100 * steal:.0f}% of CPU time stolen by the hypervisor during the timings"
+    return note + " (noisy figures? run again when both are low)"
+
+
+def _data_or_synthetic(data_dir, batch_size, temporary, log):
+    if os.path.isdir(os.path.join(data_dir, data.KITTI_ROAD.root)):
+        return data_dir
+    out = temporary.enter_context(tempfile.TemporaryDirectory())
+    count = max(SYNTH_MIN_COUNT, 2 * batch_size)
+    log(f"no {data.KITTI_ROAD.root}/ under {data_dir}: writing {count} synthetic frames to {out}")
+    synth.generate_dataset(out, count=count, test_count=0, seed=0)
+    return out
+
+
+def _bench_examples(config, spec):
+    """At most MAX_IMAGES training pairs, a whole number of batches so every step is full."""
+    examples = data.list_pairs(config.data_dir, spec)
+    b = config.batch_size
+    if len(examples) < b:
+        raise UserError(
+            f"{config.data_dir} has {len(examples)} training pairs, fewer than --batch-size {b}; "
+            "lower --batch-size or add data"
+        )
+    n = max(min(len(examples), MAX_IMAGES) // b, 1) * b
+    return examples[:n]
+
+
+def _endless(batches_of_one_epoch):
+    """Epoch after epoch of a batch generator factory."""
+    return itertools.chain.from_iterable(batches_of_one_epoch() for _ in itertools.count())
+
+
+def _rate(fn, steps, batch_size):
+    t0 = time.perf_counter()
+    fn(steps)
+    return steps * batch_size / (time.perf_counter() - t0)
+
+
+def _handle(sess, array):
+    """Keep an array in the session as a tensor handle: feeding it later copies nothing."""
+    value = tf.placeholder(tf.as_dtype(array.dtype), array.shape)
+    return sess.run(tf.get_session_handle(value), {value: array})
+
+
+def _measure(config, split, spec, steps, repeats, log):
+    """Median images/s of our training (end to end and compute only), pipeline and inference."""
+    b, nc = config.batch_size, spec.num_classes
+    augmenter = Augmenter(config.clahe_prob, config.flip_prob, config.seed)
+    rng = np.random.default_rng(config.seed)
+    stream = _endless(lambda: data.epoch_batches(split, b, nc, augmenter, rng, config.normalize))
+    graph = tf.Graph()
+    session_config = precision.session_config(config.precision, config.xla)
+    with graph.as_default(), tf.Session(config=session_config) as sess:
+        m = train.build_model(sess, config, nc)
+        train.initialize_new_variables(sess)
+        images, labels = next(stream)
+        fixed = {
+            m["image_input"]: _handle(sess, images),
+            m["correct_label"]: _handle(sess, labels),
+            m["keep_prob"]: config.keep_prob,
+            m["learning_rate"]: config.learning_rate,
+        }
+        infer_feed = {m["image_input"]: images, m["keep_prob"]: 1.0}
+
+        def compute(n):
+            for _ in range(n):
+                sess.run([m["train_op"], m["loss"]], fixed)
+
+        def end_to_end(n):
+            # Exactly the training loop: a prefetch thread per epoch feeding run_epoch.
+            batches = data.prefetch(itertools.islice(stream, n))
+            train.run_epoch(
+                sess,
+                batches,
+                m["train_op"],
+                m["loss"],
+                m["image_input"],
+                m["correct_label"],
+                m["keep_prob"],
+                m["learning_rate"],
+                config.keep_prob,
+                config.learning_rate,
+                total=n,
+                desc="bench train",
+            )
+
+        def pipeline(n):
+            for _ in data.prefetch(itertools.islice(stream, n)):
+                pass
+
+        def infer(n):
+            for _ in range(n):
+                sess.run(m["probs"], infer_feed)
+
+        kinds = {
+            "pipeline_img_s": (pipeline, PIPELINE_BATCHES),
+            "train_compute_img_s": (compute, steps),
+            "train_img_s": (end_to_end, steps),
+            "infer_img_s": (infer, steps),
+        }
+        compute(WARMUP_STEPS)
+        infer(WARMUP_STEPS)
+        rates = {key: [] for key in kinds}
+        # Kinds interleave within each repeat, so a busy spell on the machine hits all of them.
+        for r in range(repeats):
+            for key, (fn, n) in kinds.items():
+                rates[key].append(_rate(fn, n, b))
+            log(
+                f"repeat {r + 1}/{repeats}: "
+                + ", ".join(f"{k} {v[-1]:.3f}" for k, v in rates.items())
+            )
+    return {key: statistics.median(values) for key, values in rates.items()}
+
+
+def _measure_naive(config, examples, spec, steps, repeats, log):
+    """Median training images/s of the Udacity-style loop in a plain float32 session."""
+    b = config.batch_size
+    rng = np.random.default_rng(config.seed)
+    stream = _endless(lambda: naive_batches(examples, config.image_shape, b, rng))
+    graph = tf.Graph()
+    with graph.as_default(), tf.Session(graph=graph) as sess:
+        m = train.build_model(
+            sess, config.replace(precision="float32", xla=False), spec.num_classes
+        )
+        train.initialize_new_variables(sess)
+
+        def naive(n):
+            for images, labels in itertools.islice(stream, n):
+                sess.run(
+                    [m["train_op"], m["loss"]],
+                    {
+                        m["image_input"]: images,
+                        m["correct_label"]: labels,
+                        m["keep_prob"]: config.keep_prob,
+                        m["learning_rate"]: config.learning_rate,
+                    },
+                )
+
+        naive(WARMUP_STEPS)
+        rates = []
+        for r in range(repeats):
+            rates.append(_rate(naive, steps, b))
+            log(f"naive repeat {r + 1}/{repeats}: {rates[-1]:.3f} img/s")
+    return statistics.median(rates)

@@ -1,0 +1,347 @@
+"""The export command: a trained run -> a self-contained inference model in OUT/.
+
+OUT/ holds
+    saved_model.pb    SavedModel, tag 'serve', signature 'serving_default' (TF Serving, or
+                      `tf.saved_model.load(OUT).signatures['serving_default'](images=...)`):
+                      images uint8 (N, H, W, 3) RGB of any H, W ->
+                      road_prob float32 (N, H, W), mask uint8 (N, H, W) class indices.
+                      Scaling, resizing to the training size, softmax and resizing back are in
+                      the graph; the weights are constants (variables/ is empty). For TF
+                      Serving, use OUT as a version folder: models/<name>/1/.
+    frozen_graph.pb   the same graph as one GraphDef, for tools that want one
+    model.onnx        (--onnx) the frozen graph through tf2onnx, checked with onnxruntime
+    export.json       what `infer --run OUT` and other tools need: tensor names, the run's
+                      config, and the checks done
+
+Everything is written into a staging folder beside OUT and renamed at the end: OUT is whole or
+absent. Full-width VGG16 (540 MB of weights) peaks at ~6 GB of RAM, ~11 GB with --onnx.
+"""
+
+import gc
+import json
+import os
+import shutil
+import tempfile
+import time
+
+import numpy as np
+
+from fcn import runs
+from fcn.errors import UserError
+
+HELP = "export a run as a self-contained SavedModel (+ frozen GraphDef, optional ONNX)"
+
+# Graph interface of the export; the training graph's names live in fcn.restore.
+INPUT_NAME = "images"
+ROAD_PROB_NAME = "road_prob"
+MASK_NAME = "mask"
+# The trained graph is imported under this scope; its softmax at the network size is
+# SCOPE/probs:0, which `infer` reads so that run and export give the same pixels.
+SCOPE = "fcn"
+NETWORK_PROBS_NAME = SCOPE + "/probs"  # fcn.restore.PROBS_TENSOR, imported under SCOPE
+SIGNATURE_KEY = "serving_default"
+SERVE_TAG = "serve"
+
+METADATA_FILE = "export.json"
+FROZEN_GRAPH_FILE = "frozen_graph.pb"
+ONNX_FILE = "model.onnx"
+FORMAT = "fcn-export"
+FORMAT_VERSION = 1
+
+ONNX_OPSET = 17
+ONNX_TOLERANCE = 1e-4  # max abs difference of road_prob, onnxruntime vs TensorFlow
+# The ONNX check batch: an odd size, so that both resizes in the graph do real work.
+_CHECK_SHAPE = (2, 75, 250, 3)
+
+
+def tensor_name(name):
+    return name + ":0"
+
+
+def is_export(path):
+    """True for a folder written by this command (a SavedModel beside our export.json)."""
+    return os.path.isfile(os.path.join(path, METADATA_FILE)) and os.path.isfile(
+        os.path.join(path, "saved_model.pb")
+    )
+
+
+def read_metadata(path):
+    meta = runs.read_json(os.path.join(path, METADATA_FILE))
+    if meta.get("format") != FORMAT or meta.get("version") != FORMAT_VERSION:
+        raise UserError(
+            f"{path}/{METADATA_FILE} is not a version-{FORMAT_VERSION} {FORMAT} file; "
+            "re-export the run with `python main.py export`"
+        )
+    return meta
+
+
+# --------------------------------------------------------------------------------------------
+# Graph building (TensorFlow 1 graph mode)
+# --------------------------------------------------------------------------------------------
+
+
+def freeze(restored):
+    """The restored training graph cut down to its softmax, variables folded into constants."""
+    import tensorflow.compat.v1 as tf
+
+    from fcn import restore
+
+    output = restore.PROBS_TENSOR.split(":")[0]
+    graph_def = restored.sess.graph.as_graph_def()
+    return tf.graph_util.convert_variables_to_constants(restored.sess, graph_def, [output])
+
+
+def build_serving_graph(frozen, image_shape, normalize, num_classes, positive_class, threshold):
+    """Add the inference graph to the default graph; returns its named tensors.
+
+    frozen: GraphDef of the training graph (fcn.restore tensor names), weights as constants.
+    Returns dict(images (N, H, W, 3) uint8, road_prob (N, H, W) float32, mask (N, H, W) uint8,
+    probs (N, h, w, C) float32 at the network size image_shape = (h, w)).
+    """
+    import tensorflow.compat.v1 as tf
+
+    from fcn import restore
+
+    images = tf.placeholder(tf.uint8, [None, None, None, 3], name=INPUT_NAME)
+    size = tf.shape(images)[1:3]
+    # Half-pixel bilinear is cv2.INTER_LINEAR's geometry; at the same size it is the identity.
+    x = tf.image.resize_bilinear(tf.cast(images, tf.float32), image_shape, half_pixel_centers=True)
+    if normalize == "centered":  # as fcn.data.to_input
+        x = x / 255.0 - 0.5
+    (probs,) = tf.import_graph_def(
+        frozen,
+        input_map={restore.INPUT_TENSOR: x, restore.KEEP_PROB_TENSOR: tf.constant(1.0)},
+        return_elements=[restore.PROBS_TENSOR],
+        name=SCOPE,
+    )
+    probs.set_shape([None, image_shape[0], image_shape[1], num_classes])
+    full = tf.image.resize_bilinear(probs, size, half_pixel_centers=True)  # (N, H, W, C)
+    road_prob = tf.identity(full[..., positive_class], name=ROAD_PROB_NAME)
+    # As fcn.evaluate.class_prediction: a binary model is thresholded, more classes take argmax.
+    if num_classes == 2:
+        classes = tf.where_v2(road_prob >= threshold, positive_class, 1 - positive_class)
+    else:
+        classes = tf.argmax(full, axis=-1)
+    mask = tf.cast(classes, tf.uint8, name=MASK_NAME)
+    return dict(images=images, road_prob=road_prob, mask=mask, probs=probs)
+
+
+def _save_saved_model(sess, folder, tensors):
+    import tensorflow.compat.v1 as tf
+
+    util = tf.saved_model.utils
+    signature = tf.saved_model.signature_def_utils.build_signature_def(
+        inputs={INPUT_NAME: util.build_tensor_info(tensors["images"])},
+        outputs={
+            ROAD_PROB_NAME: util.build_tensor_info(tensors["road_prob"]),
+            MASK_NAME: util.build_tensor_info(tensors["mask"]),
+        },
+        method_name=tf.saved_model.signature_constants.PREDICT_METHOD_NAME,
+    )
+    builder = tf.saved_model.Builder(folder)
+    builder.add_meta_graph_and_variables(
+        sess, [SERVE_TAG], signature_def_map={SIGNATURE_KEY: signature}, strip_default_attrs=True
+    )
+    builder.save()
+
+
+def _frozen_serving_graph(graph):
+    import tensorflow.compat.v1 as tf
+
+    outputs = [ROAD_PROB_NAME, MASK_NAME, NETWORK_PROBS_NAME]
+    return tf.graph_util.extract_sub_graph(graph.as_graph_def(), outputs)
+
+
+# --------------------------------------------------------------------------------------------
+# ONNX
+# --------------------------------------------------------------------------------------------
+
+
+def onnx_modules():
+    """(tf2onnx, onnxruntime), or a UserError saying how to install them."""
+    try:
+        import onnxruntime
+        import tf2onnx
+    except ImportError as e:
+        raise UserError(
+            f"--onnx needs tf2onnx and onnxruntime ({e.name} is missing): "
+            "pip install -r requirements-extra.txt"
+        ) from None
+    return tf2onnx, onnxruntime
+
+
+def to_onnx(graph_def, path):
+    """Convert the frozen serving graph with tf2onnx; writes `path`."""
+    onnx_modules()
+    import tensorflow.compat.v1 as tf
+    from tf2onnx import tf_loader, tfonnx
+
+    inputs = [tensor_name(INPUT_NAME)]
+    outputs = [tensor_name(ROAD_PROB_NAME), tensor_name(MASK_NAME)]
+    try:
+        # Grappler's folding first, as tf2onnx.convert does; then op-by-op conversion. tf2onnx's
+        # own ONNX rewrites are left out: on VGG16's 540 MB of weights they need > 18 GB of RAM,
+        # and onnxruntime applies the same ones (transposes, constant folding) when it loads.
+        folded = tf_loader.tf_optimize(inputs, outputs, graph_def)
+        with tf.Graph().as_default() as graph:
+            tf.import_graph_def(folded, name="")
+            onnx_graph = tfonnx.process_tf_graph(
+                graph, opset=ONNX_OPSET, input_names=inputs, output_names=outputs
+            )
+        model = onnx_graph.make_model("FCN-8 road segmentation")
+    except Exception as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise UserError(
+            f"tf2onnx could not convert the model ({first[:200]}); drop --onnx"
+        ) from None
+    runs.atomic_write_bytes(path, model.SerializeToString())
+
+
+def onnx_max_difference(path, images, reference):
+    """Max abs difference of road_prob, onnxruntime on uint8 `images` vs TF's `reference`."""
+    _, onnxruntime = onnx_modules()
+    ort = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
+    (road_prob,) = ort.run([tensor_name(ROAD_PROB_NAME)], {tensor_name(INPUT_NAME): images})
+    return float(np.abs(road_prob - reference).max())
+
+
+# --------------------------------------------------------------------------------------------
+# The command
+# --------------------------------------------------------------------------------------------
+
+
+def _check_out(out_dir):
+    if os.path.exists(out_dir) and (not os.path.isdir(out_dir) or os.listdir(out_dir)):
+        raise UserError(f"--out {out_dir} already exists and is not empty; choose a new folder")
+
+
+def _make_readable(folder):
+    """Temporary files are private (0600); a model for a server must be readable by it."""
+    for root, _dirs, files in os.walk(folder):
+        os.chmod(root, 0o755)
+        for name in files:
+            os.chmod(os.path.join(root, name), 0o644)
+
+
+def _metadata(run_dir, checkpoint, config, spec, onnx_diff):
+    return {
+        "format": FORMAT,
+        "version": FORMAT_VERSION,
+        "run": os.path.abspath(run_dir),
+        "checkpoint": os.path.basename(checkpoint),
+        "config": json.loads(config.to_json()),
+        "class_names": list(spec.class_names),
+        "positive_class": spec.positive_class,
+        "image_shape": list(config.image_shape),
+        "threshold": config.threshold,
+        "saved_model": {"tag": SERVE_TAG, "signature": SIGNATURE_KEY},
+        "inputs": {INPUT_NAME: "uint8 (N, H, W, 3) RGB, any H, W"},
+        "outputs": {
+            ROAD_PROB_NAME: "float32 (N, H, W) road probability at the input size",
+            MASK_NAME: "uint8 (N, H, W) class index at the input size",
+        },
+        "tensors": {
+            "input": tensor_name(INPUT_NAME),
+            "road_prob": tensor_name(ROAD_PROB_NAME),
+            "mask": tensor_name(MASK_NAME),
+            "network_probs": tensor_name(NETWORK_PROBS_NAME),
+        },
+        "frozen_graph": FROZEN_GRAPH_FILE,
+        "onnx": None
+        if onnx_diff is None
+        else {"file": ONNX_FILE, "opset": ONNX_OPSET, "max_abs_diff": onnx_diff},
+    }
+
+
+def _write_tensorflow(frozen, config, spec, folder, sample):
+    """SavedModel and frozen graph into `folder`; returns (serving GraphDef, road_prob of
+    `sample`, the reference for the ONNX check)."""
+    import tensorflow.compat.v1 as tf
+
+    graph = tf.Graph()
+    with graph.as_default(), tf.Session(graph=graph) as sess:
+        tensors = build_serving_graph(
+            frozen,
+            config.image_shape,
+            config.normalize,
+            spec.num_classes,
+            spec.positive_class,
+            config.threshold,
+        )
+        _save_saved_model(sess, folder, tensors)
+        serving_def = _frozen_serving_graph(graph)
+        runs.atomic_write_bytes(
+            os.path.join(folder, FROZEN_GRAPH_FILE), serving_def.SerializeToString()
+        )
+        reference = sess.run(tensors["road_prob"], {tensors["images"]: sample})
+    return serving_def, reference
+
+
+def export(run_dir, out_dir, onnx=False, which="best", log=print):
+    """Write the export of `run_dir` to `out_dir` (new or empty); returns its metadata dict."""
+    from fcn import restore
+
+    _check_out(out_dir)
+    if onnx:
+        onnx_modules()  # fail before the slow part
+    t0 = time.time()
+    with restore.open_run(run_dir, which=which) as restored:
+        config, spec, checkpoint = restored.config, restored.spec, restored.checkpoint
+        frozen = freeze(restored)
+    parent = os.path.dirname(os.path.abspath(out_dir))
+    os.makedirs(parent, exist_ok=True)
+    staging = tempfile.mkdtemp(prefix=f".{os.path.basename(os.path.abspath(out_dir))}.", dir=parent)
+    sample = np.random.default_rng(0).integers(0, 256, _CHECK_SHAPE, dtype=np.uint8)
+    try:
+        serving_def, reference = _write_tensorflow(frozen, config, spec, staging, sample)
+        del frozen  # free this copy of the weights before tf2onnx makes its own
+        gc.collect()
+        onnx_diff = None
+        if onnx:
+            onnx_path = os.path.join(staging, ONNX_FILE)
+            to_onnx(serving_def, onnx_path)
+            del serving_def
+            onnx_diff = onnx_max_difference(onnx_path, sample, reference)
+            if not onnx_diff < ONNX_TOLERANCE:
+                raise UserError(
+                    f"the ONNX model differs from TensorFlow by {onnx_diff:.2e} "
+                    f"(> {ONNX_TOLERANCE:g}) in road probability; export without --onnx"
+                )
+        meta = _metadata(run_dir, checkpoint, config, spec, onnx_diff if onnx else None)
+        runs.write_json(os.path.join(staging, METADATA_FILE), meta)
+        _make_readable(staging)
+        _check_out(out_dir)
+        if os.path.isdir(out_dir):
+            os.rmdir(out_dir)  # empty, checked above
+        os.rename(staging, out_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    onnx_note = f", ONNX (max abs diff {onnx_diff:.1e} vs TF)" if onnx else ""
+    log(
+        f"exported {checkpoint} to {out_dir} in {time.time() - t0:.1f}s: SavedModel "
+        f"'{SIGNATURE_KEY}' (images uint8 NxHxWx3 -> road_prob, mask), {FROZEN_GRAPH_FILE}"
+        f"{onnx_note}"
+    )
+    return meta
+
+
+HELP_ONNX = "also write model.onnx via tf2onnx, checked with onnxruntime (optional extras)"
+
+
+def add_arguments(parser):
+    parser.add_argument("--run", metavar="RUN_DIR", required=True, help="run folder from runs/")
+    parser.add_argument("--out", metavar="DIR", required=True, help="new (or empty) folder")
+    parser.add_argument("--onnx", action="store_true", help=HELP_ONNX)
+    parser.add_argument(
+        "--checkpoint",
+        choices=("best", "latest"),
+        default="best",
+        help="which checkpoint of the run (default: best)",
+    )
+
+
+def run(args):
+    """Entry point of `python main.py export`; returns the exit code."""
+    export(args.run, args.out, onnx=args.onnx, which=args.checkpoint)
+    return 0

@@ -1,0 +1,343 @@
+"""The evaluate command end to end on a tiny trained run, the --prob-dir mode on hand-made maps
+with hand-worked KITTI scores, submission files, error analysis pieces, TensorBoard images."""
+
+import csv
+import json
+import math
+import os
+import shutil
+
+import cv2
+import numpy as np
+import pytest
+import tensorflow.compat.v1 as tf
+
+from fcn import bev, cli, config, data, evaluate, metrics, tboard, train
+
+approx = pytest.approx
+V = data.IGNORE_LABEL
+MAGENTA, RED, BLACK = (255, 0, 255), (255, 0, 0), (0, 0, 0)  # KITTI gt: road, not road, void
+# A camera 1.65 m above a flat road, sized for the ~90 x 300 synthetic frames: the road from
+# 6 to 46 m ahead projects to rows v = 30 + 150 * 1.65 / z, 35..71, so the BEV sees the image.
+CALIB_TEXT = """\
+P2: 150 0 150 0 0 150 30 0 0 0 1 0
+R0_rect: 1 0 0 0 1 0 0 0 1
+Tr_cam_to_road: 1 0 0 0 0 1 0 -1.65 0 0 1 0
+"""
+
+
+def _no_nan(text):
+    """json.loads that fails on NaN / Infinity, which are not JSON."""
+    return json.loads(text, parse_constant=lambda c: pytest.fail(f"{c} in JSON"))
+
+
+def _in_unit_or_null(x):
+    return x is None or 0.0 <= x <= 1.0
+
+
+@pytest.fixture(scope="module")
+def tiny_run(synth_data, tiny_vgg, tmp_path_factory):
+    cfg = config.Config(
+        data_dir=synth_data,
+        vgg_dir=tiny_vgg,
+        runs_dir=str(tmp_path_factory.mktemp("runs")),
+        image_shape=(64, 192),
+        epochs=2,
+        batch_size=4,
+        val_count=2,
+        precision="float32",
+        test_overlays=False,
+    )
+    run_dir, _ = train.train(cfg, log=lambda *a: None)
+    return run_dir
+
+
+# --------------------------------------------------------------------------------------------
+# The model mode
+# --------------------------------------------------------------------------------------------
+
+
+def test_evaluate_run_writes_every_report(tiny_run, capsys):
+    assert cli.main(["evaluate", "--run", tiny_run, "--worst", "1"]) == 0
+    out_dir = os.path.join(tiny_run, "eval")
+    for name in ("metrics.json", "per_image.csv", "summary.md", "iou_vs_metadata.png"):
+        assert os.path.getsize(os.path.join(out_dir, name)) > 0, name
+    with open(os.path.join(out_dir, "metrics.json")) as f:
+        m = _no_nan(f.read())
+    assert set(m["kitti"]) == {"um_road", "umm_road", "uu_road", "urban_road"}
+    for scores in m["kitti"].values():
+        assert set(scores) == {"MaxF", "AvgPrec", "PRE", "REC", "FPR", "FNR", "BestThresh"}
+        assert all(_in_unit_or_null(v) for v in scores.values())
+    assert m["kitti"]["urban_road"]["MaxF"] is not None  # the split has road pixels
+    assert set(m["classes"]) == {"not_road", "road"}
+    for scores in m["classes"].values():
+        assert set(scores) == {"iou", "precision", "recall", "f1"}
+        assert all(_in_unit_or_null(v) for v in scores.values())
+    assert _in_unit_or_null(m["mean_iou"]) and _in_unit_or_null(m["pixel_accuracy"])
+    split = json.load(open(os.path.join(tiny_run, "split.json")))
+    assert m["num_images"] == len(split["val"]) == 2 and m["split"] == "val"
+
+    with open(os.path.join(out_dir, "per_image.csv")) as f:
+        rows = list(csv.DictReader(f))
+    assert [r["name"] for r in rows] == split["val"]
+    assert list(rows[0]) == list(evaluate.CSV_COLUMNS)
+    for r in rows:
+        for key in ("iou", "f1", "precision", "recall", "road_fraction", "brightness"):
+            assert r[key] == "" or 0.0 <= float(r[key]) <= 1.0
+        assert int(r["n_road_regions"]) >= 1 and r["grayscale"] in ("0", "1")
+
+    # The gallery holds the worst image, captioned, at its original size (+ the caption bar).
+    (worst,) = os.listdir(os.path.join(out_dir, "worst"))
+    ranked = sorted(rows, key=lambda r: float(r["iou"]))
+    assert worst == f"01_{ranked[0]['name']}.png"
+    picture = cv2.imread(os.path.join(out_dir, "worst", worst))
+    pairs = {ex.name: ex for ex in data.list_pairs(m["data_dir"])}
+    source = cv2.imread(pairs[ranked[0]["name"]].image_path)
+    assert picture.shape[1] == source.shape[1] and picture.shape[0] > source.shape[0]
+    summary = open(os.path.join(out_dir, "summary.md")).read()
+    assert "urban_road" in summary and f"(worst/{worst})" in summary
+
+    printed = capsys.readouterr().out
+    assert "urban_road" in printed and "MaxF" in printed and "mean IoU" in printed
+
+
+def test_evaluate_all_images_at_another_threshold(tiny_run):
+    assert cli.main(["evaluate", "--run", tiny_run, "--split", "all", "--threshold", "0.3"]) == 0
+    with open(os.path.join(tiny_run, "eval", "per_image.csv")) as f:
+        assert len(list(csv.DictReader(f))) == 12  # the synth fixture's training pairs
+    m = json.load(open(os.path.join(tiny_run, "eval", "metrics.json")))
+    assert m["threshold"] == 0.3 and m["num_images"] == 12
+    assert sum(m["images_per_category"].values()) == 12
+
+
+def test_submission_maps_and_bev_agree_with_prob_dir_scoring(tiny_run, synth_data, tmp_path):
+    # A data folder whose test images are the run's validation images, so the submission maps
+    # have gt: scoring them with --prob-dir must give the model mode's KITTI numbers exactly
+    # (both score the same 8-bit maps at the original resolution).
+    root = tmp_path / "data"
+    shutil.copytree(synth_data, root)
+    test_dir = root / "data_road" / "testing" / "image_2"
+    shutil.rmtree(test_dir)
+    test_dir.mkdir()
+    gt_dir, calib_dir = tmp_path / "gt", root / "data_road" / "testing" / "calib"
+    gt_dir.mkdir()
+    calib_dir.mkdir()
+    val = json.load(open(os.path.join(tiny_run, "split.json")))["val"]
+    pairs = {ex.name: ex for ex in data.list_pairs(str(root))}
+    for name in val:
+        shutil.copy(pairs[name].image_path, test_dir)
+        shutil.copy(pairs[name].label_path, gt_dir)
+        (calib_dir / f"{name}.txt").write_text(CALIB_TEXT)
+
+    # --bev with a calibration file missing: one error, nothing written.
+    os.remove(calib_dir / f"{val[0]}.txt")
+    argv = ["evaluate", "--run", tiny_run, "--data-dir", str(root), "--submit", "--bev"]
+    assert cli.main(argv) == 2
+    assert not os.path.exists(os.path.join(tiny_run, "submission"))
+    (calib_dir / f"{val[0]}.txt").write_text(CALIB_TEXT)
+
+    assert cli.main(argv) == 0
+    model_mode = json.load(open(os.path.join(tiny_run, "eval", "metrics.json")))
+    sub = os.path.join(tiny_run, "submission")
+    want = sorted(n.replace("_", "_road_", 1) + ".png" for n in val)
+    assert sorted(f for f in os.listdir(sub) if f.endswith(".png")) == want
+    for name in val:
+        filename = name.replace("_", "_road_", 1) + ".png"
+        q = cv2.imread(os.path.join(sub, filename), cv2.IMREAD_UNCHANGED)
+        source = cv2.imread(pairs[name].image_path)
+        assert q.dtype == np.uint8 and q.shape == source.shape[:2]  # grey, original size
+        top = cv2.imread(os.path.join(sub, "bev", filename), cv2.IMREAD_UNCHANGED)
+        assert top.dtype == np.uint8 and top.shape == bev.BEV_SHAPE
+        calib = bev.read_calib(calib_dir / f"{name}.txt")
+        np.testing.assert_array_equal(top, bev.perspective_to_bev_devkit(q, calib))
+        # Rows 35..71 of the 90-row frame are seen: the BEV is not all border.
+        assert top.any()
+
+    out = tmp_path / "scores.json"
+    assert (
+        cli.main(["evaluate", "--prob-dir", sub, "--gt-dir", str(gt_dir), "--out", str(out)]) == 0
+    )
+    files_mode = _no_nan(out.read_text())
+    assert files_mode["kitti"] == model_mode["kitti"]
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--run", "{tmp}/no_such_run"], "no_such_run does not exist"),
+        (["--run", "{tmp}"], "config.json does not exist"),
+        (["--prob-dir", "{tmp}"], "--gt-dir"),
+        (["--run", "{tmp}", "--prob-dir", "{tmp}"], "not both"),
+        (["--prob-dir", "{tmp}", "--gt-dir", "{tmp}/none"], "--gt-dir"),
+        (["--prob-dir", "{tmp}", "--gt-dir", "{tmp}"], "no ground truth"),
+    ],
+)
+def test_bad_input_is_one_error_line_and_exit_2(tmp_path, capsys, argv, message):
+    argv = [a.format(tmp=tmp_path) for a in argv]
+    assert cli.main(["evaluate"] + argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and message in err[0], err
+
+
+# --------------------------------------------------------------------------------------------
+# The --prob-dir mode, by hand
+# --------------------------------------------------------------------------------------------
+
+
+def _write_rgb(path, pixels):
+    cv2.imwrite(str(path), cv2.cvtColor(np.array([pixels], np.uint8), cv2.COLOR_RGB2BGR))
+
+
+def test_prob_dir_kitti_scores_by_hand(tmp_path, capsys):
+    gt, probs = tmp_path / "gt", tmp_path / "probs"
+    gt.mkdir()
+    probs.mkdir()
+    # um: road, road, not road, not road, void with 8-bit probabilities 200, 100, 150, 0, 255.
+    _write_rgb(gt / "um_road_000000.png", [MAGENTA, MAGENTA, RED, RED, BLACK])
+    cv2.imwrite(str(probs / "um_road_000000.png"), np.array([[200, 100, 150, 0, 255]], np.uint8))
+    # uu: road, not road, as a 16-bit map 65535, 0 (quantised to 255, 0): a perfect answer.
+    _write_rgb(gt / "uu_road_000000.png", [MAGENTA, RED])
+    cv2.imwrite(str(probs / "uu_road_000000.png"), np.array([[65535, 0]], np.uint16))
+    # KITTI's lane labels in the gt folder and maps without gt are not scored.
+    _write_rgb(gt / "um_lane_000000.png", [MAGENTA])
+    cv2.imwrite(str(probs / "umm_road_000009.png"), np.array([[7]], np.uint8))
+
+    out = tmp_path / "m.json"
+    argv = ["evaluate", "--prob-dir", str(probs), "--gt-dir", str(gt), "--out", str(out)]
+    assert cli.main(argv) == 0
+    m = _no_nan(out.read_text())
+    # um, at threshold i/255 a pixel is road when its value >= i (valid pixels only):
+    #   i = 0:        TP 2 FP 2  P 1/2 R 1    F 2/3
+    #   i = 1..100:   TP 2 FP 1  P 2/3 R 1    F 4/5   <- MaxF, lowest such threshold 1/255
+    #   i = 101..150: TP 1 FP 1  P 1/2 R 1/2  F 1/2
+    #   i = 151..200: TP 1 FP 0  P 1   R 1/2  F 2/3
+    #   i > 200:      TP 0 (dropped)
+    # AvgPrec: recall levels 0..0.5 (6 of them) reach P 1, levels 0.6..1.0 (5) only R = 1 with
+    # max P 2/3: (6 + 5 * 2/3) / 11 = 28/33.
+    um = m["kitti"]["um_road"]
+    assert um["MaxF"] == approx(4 / 5) and um["AvgPrec"] == approx(28 / 33)
+    assert um["PRE"] == approx(2 / 3) and um["REC"] == 1.0
+    assert um["FPR"] == approx(1 / 2) and um["FNR"] == 0.0 and um["BestThresh"] == approx(1 / 255)
+    assert m["kitti"]["uu_road"]["MaxF"] == approx(1.0) and m["kitti"]["uu_road"]["FPR"] == 0.0
+    assert set(m["kitti"]["umm_road"].values()) == {None}  # no umm gt: undefined, null
+    # urban pools both: 3 road (200, 100, 255) and 3 not road (150, 0, 0) pixels:
+    #   i = 0: TP 3 FP 3 F 2/3; i = 1..100: TP 3 FP 1, P 3/4 R 1, F 6/7 <- MaxF;
+    #   i = 101..150: TP 2 FP 1; i = 151..200: TP 2 FP 0, P 1 R 2/3; i = 201..255: TP 1 FP 0.
+    # AvgPrec: levels 0..0.6 (7; 0.6 <= 2/3) reach P 1, levels 0.7..1.0 (4) only 3/4: 10/11.
+    urban = m["kitti"]["urban_road"]
+    assert urban["MaxF"] == approx(6 / 7) and urban["AvgPrec"] == approx(10 / 11)
+    assert urban["PRE"] == approx(3 / 4) and urban["FPR"] == approx(1 / 3)
+    assert urban["BestThresh"] == approx(1 / 255)
+    # Classes at threshold 0.5 (value >= 128): road 200 TP, 100 FN, 255 TP; not road 150 FP,
+    # 0 and 0 TN. road IoU = 2 / (2 + 1 + 1), not_road IoU = 2 / (2 + 1 + 1), accuracy 4 / 6.
+    assert m["classes"]["road"]["iou"] == approx(1 / 2)
+    assert m["classes"]["not_road"]["iou"] == approx(1 / 2)
+    assert m["classes"]["road"]["precision"] == approx(2 / 3)
+    assert m["pixel_accuracy"] == approx(4 / 6) and m["num_images"] == 2
+    assert "urban_road" in capsys.readouterr().out
+
+    os.remove(probs / "uu_road_000000.png")
+    assert cli.main(argv) == 2
+    assert "uu_road_000000.png" in capsys.readouterr().err
+
+
+def test_prob_dir_size_mismatch_names_the_file(tmp_path, capsys):
+    _write_rgb(tmp_path / "um_road_000001.png", [MAGENTA, RED])
+    probs = tmp_path / "p"
+    probs.mkdir()
+    cv2.imwrite(str(probs / "um_road_000001.png"), np.zeros((1, 3), np.uint8))
+    assert cli.main(["evaluate", "--prob-dir", str(probs), "--gt-dir", str(tmp_path)]) == 2
+    assert "um_road_000001.png is 3x1" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------------------------
+# Error analysis pieces
+# --------------------------------------------------------------------------------------------
+
+
+def test_error_overlay_colours_by_hand():
+    image = np.full((1, 5, 3), 100, np.uint8)
+    pred = np.array([[1, 1, 0, 0, 1]], bool)
+    truth = np.array([[1, 0, 1, 0, V]], np.uint8)  # TP, FP, FN, TN, void
+    out = evaluate.error_overlay(image, pred, truth, alpha=0.5)
+    # 0.5 * 100 + 0.5 * 255 = 177.5 -> 178, 0.5 * 100 = 50
+    assert out[0].tolist() == [
+        [50, 178, 50],  # true positive: green
+        [178, 50, 50],  # false positive: red
+        [50, 50, 178],  # false negative: blue
+        [100, 100, 100],  # true negative: untouched
+        [100, 100, 100],  # void: untouched whatever is predicted
+    ]
+
+
+def test_image_metadata_by_hand():
+    # Road in two separate blobs, 4 of 6 valid pixels; the grey value 51 is brightness 0.2.
+    truth = np.array([[1, 1, 0, 1], [V, V, 0, 1]], np.uint8)
+    grey = np.full((2, 4, 3), 51, np.uint8)
+    meta = evaluate.image_metadata(grey, truth)
+    assert meta == {
+        "road_fraction": approx(4 / 6),
+        "n_road_regions": 2,
+        "brightness": approx(0.2),
+        "grayscale": 1,
+    }
+    colour = grey.copy()
+    colour[..., 0] = 60  # a red cast of 9 levels everywhere
+    assert evaluate.image_metadata(colour, truth)["grayscale"] == 0
+    assert math.isnan(evaluate.image_metadata(grey, np.full((2, 4), V, np.uint8))["road_fraction"])
+
+
+def test_worst_keeps_the_lowest_defined_ious():
+    worst = evaluate._Worst(2)
+    for name, iou in [("a", 0.9), ("b", 0.2), ("c", float("nan")), ("d", 0.5), ("e", 0.2)]:
+        if worst.wants(iou):
+            worst.add(iou, name, np.zeros((1, 1, 3), np.uint8))
+    # NaN (no road anywhere) is never "worst"; on a tie the first seen stays.
+    assert [(n, i) for n, i, _ in worst.ranked()] == [("b", 0.2), ("e", 0.2)]
+    assert not evaluate._Worst(0).wants(0.0)
+
+
+def test_class_prediction_thresholds_binary_models():
+    probs = np.array([[[0.7, 0.3], [0.55, 0.45]]], np.float32)  # (1, 2, 2): road is class 1
+    spec = data.KITTI_ROAD
+    # argmax would say not road twice; at threshold 0.4 the second pixel is road.
+    np.testing.assert_array_equal(evaluate.class_prediction(probs, spec, 0.4), [[0, 1]])
+    np.testing.assert_array_equal(evaluate.class_prediction(probs, spec, 0.5), [[0, 0]])
+
+
+def test_json_safe_writes_null_for_nan():
+    obj = {"a": float("nan"), "b": [np.float32(0.5), float("inf")], "c": {"d": np.int64(3)}}
+    assert evaluate.json_safe(obj) == {"a": None, "b": [0.5, None], "c": {"d": 3}}
+    json.dumps(evaluate.json_safe(obj), allow_nan=False)
+
+
+# --------------------------------------------------------------------------------------------
+# TensorBoard images
+# --------------------------------------------------------------------------------------------
+
+
+def test_image_summary_decodes_to_the_same_pixels():
+    rng = np.random.default_rng(0)
+    rgb = rng.integers(0, 256, (5, 7, 3), dtype=np.uint8)
+    grey = rng.integers(0, 256, (4, 3), dtype=np.uint8)
+    summary = tboard.image_summary("val/overlays", [rgb, grey])
+    assert isinstance(summary, tf.Summary)
+    assert [v.tag for v in summary.value] == ["val/overlays/image/0", "val/overlays/image/1"]
+    first, second = (v.image for v in summary.value)
+    assert (first.height, first.width, first.colorspace) == (5, 7, 3)
+    assert (second.height, second.width, second.colorspace) == (4, 3, 1)
+    # Decoded the way TensorBoard does it: a PNG decoder, channels as stored.
+    with tf.Graph().as_default(), tf.Session() as sess:
+        encoded = tf.placeholder(tf.string, [])
+        decoded = tf.image.decode_png(encoded)
+        back_rgb = sess.run(decoded, {encoded: first.encoded_image_string})
+        back_grey = sess.run(decoded, {encoded: second.encoded_image_string})
+    np.testing.assert_array_equal(back_rgb, rgb)  # RGB order kept, not cv2's BGR
+    np.testing.assert_array_equal(back_grey[..., 0], grey)
+    with pytest.raises(ValueError, match="uint8"):
+        tboard.image_summary("x", [rgb.astype(np.float32)])
+
+
+def test_kitti_groups_match_the_metrics_module():
+    assert evaluate.KITTI_GROUPS == ("um_road", "umm_road", "uu_road", "urban_road")
+    assert set(evaluate.KITTI_KEYS) == set(metrics.kitti_scores([0], [0], 1, 1))

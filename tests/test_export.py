@@ -1,0 +1,191 @@
+"""The export command: a SavedModel usable without this project, a frozen graph, ONNX."""
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import cv2
+import numpy as np
+import pytest
+import tensorflow.compat.v1 as tf
+
+from fcn import cli, export, restore, train
+from fcn.config import Config
+from fcn.errors import UserError
+
+IMAGE_SHAPE = (64, 192)
+HAVE_ONNX = all(importlib.util.find_spec(m) for m in ("tf2onnx", "onnxruntime"))
+# Two sizes unlike the training size (64x192), one taller and one wider, batch sizes 1 and 2.
+SHAPES = ((1, 75, 250, 3), (2, 40, 300, 3))
+
+# Runs in a fresh interpreter in TF2 eager mode, from a folder where `fcn` cannot be imported.
+FRESH_PROCESS = textwrap.dedent(
+    """
+    import sys
+    import numpy as np
+    import tensorflow as tf
+
+    assert tf.executing_eagerly()
+    serve = tf.saved_model.load(sys.argv[1]).signatures["serving_default"]
+    results = {}
+    for i, images in enumerate(np.load(sys.argv[2]).values()):
+        out = serve(images=tf.constant(images))
+        results[f"road_prob{i}"] = out["road_prob"].numpy()
+        results[f"mask{i}"] = out["mask"].numpy()
+    np.savez(sys.argv[3], **results)
+    assert not any(name == "fcn" or name.startswith("fcn.") for name in sys.modules)
+    """
+)
+
+
+@pytest.fixture(scope="module")
+def run_dir(synth_data, tiny_vgg, tmp_path_factory):
+    config = Config(
+        data_dir=synth_data,
+        vgg_dir=tiny_vgg,
+        runs_dir=str(tmp_path_factory.mktemp("runs")),
+        image_shape=IMAGE_SHAPE,
+        epochs=2,
+        batch_size=4,
+        val_count=2,
+        precision="float32",
+        test_overlays=False,
+    )
+    return train.train(config, log=lambda *a: None)[0]
+
+
+@pytest.fixture(scope="module")
+def exported(run_dir, tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("export") / "model")
+    export.export(run_dir, out, onnx=HAVE_ONNX, log=lambda *a: None)
+    return out
+
+
+def _images(seed):
+    rng = np.random.default_rng(seed)
+    return [rng.integers(0, 256, shape, dtype=np.uint8) for shape in SHAPES]
+
+
+def _training_graph_road_prob(run_dir, images):
+    """The run's own graph, with the export's resizes (same TF op) done outside it."""
+    with restore.open_run(run_dir) as r, r.sess.graph.as_default():
+        x = tf.placeholder(tf.float32, [None, None, None, None])  # images, then probs
+        size = tf.placeholder(tf.int32, [2])
+        resize = dict(half_pixel_centers=True)
+        to_network = tf.image.resize_bilinear(x, IMAGE_SHAPE, **resize)
+        back = tf.image.resize_bilinear(x, size, **resize)
+        small = r.sess.run(to_network, {x: images.astype(np.float32)})
+        probs = r.sess.run(r.probs, {r.image_input: small, r.keep_prob: 1.0})
+        full = r.sess.run(back, {x: probs, size: images.shape[1:3]})
+    return full[..., 1]
+
+
+def _saved_model_outputs(path, images):
+    graph = tf.Graph()
+    with graph.as_default(), tf.Session(graph=graph) as sess:
+        meta = tf.saved_model.loader.load(sess, [export.SERVE_TAG], path)
+        sig = meta.signature_def[export.SIGNATURE_KEY]
+        fetch = {k: v.name for k, v in sig.outputs.items()}
+        return sess.run(fetch, {sig.inputs[export.INPUT_NAME].name: images})
+
+
+def test_serving_graph_scales_maps_keep_prob_and_thresholds_by_hand():
+    # A stand-in training graph: road logit = red channel * keep_prob, other logit 0, so
+    # road_prob = sigmoid(red) after the export's scaling.
+    stub = tf.Graph()
+    with stub.as_default():
+        x = tf.placeholder(tf.float32, [None, None, None, 3], name="image_input")
+        keep = tf.placeholder(tf.float32, [], name="keep_prob")
+        red = x[..., 0] * keep
+        tf.nn.softmax(tf.stack([tf.zeros_like(red), red], axis=-1), name="probs")
+    graph = tf.Graph()
+    with graph.as_default(), tf.Session(graph=graph) as sess:
+        t = export.build_serving_graph(stub.as_graph_def(), (1, 3), "centered", 2, 1, 0.6)
+        image = np.zeros((1, 1, 3, 3), np.uint8)
+        image[0, 0, :, 0] = (0, 255, 128)
+        road, mask = sess.run([t["road_prob"], t["mask"]], {t["images"]: image})
+    # centered: v / 255 - 0.5 -> -0.5, 0.5, 0.00196; sigmoid -> 0.37754, 0.62246, 0.50049.
+    np.testing.assert_allclose(road, [[[0.37754, 0.62246, 0.50049]]], atol=1e-5)
+    np.testing.assert_array_equal(mask, [[[0, 1, 0]]])  # threshold 0.6
+
+
+def test_saved_model_in_a_fresh_tf2_process_equals_the_training_graph(run_dir, exported, tmp_path):
+    images = _images(0)
+    np.savez(tmp_path / "in.npz", *images)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["TF_CPP_MIN_LOG_LEVEL"] = "2"
+    args = [sys.executable, "-c", FRESH_PROCESS, exported, "in.npz", "out.npz"]
+    done = subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = np.load(tmp_path / "out.npz")
+    for i, images_i in enumerate(images):
+        road, mask = out[f"road_prob{i}"], out[f"mask{i}"]
+        assert road.shape == mask.shape == images_i.shape[:3]
+        assert road.dtype == np.float32 and mask.dtype == np.uint8
+        expected = _training_graph_road_prob(run_dir, images_i)
+        np.testing.assert_allclose(road, expected, atol=1e-5, rtol=0)
+        np.testing.assert_array_equal(mask, (road >= 0.5).astype(np.uint8))
+
+
+def test_frozen_graph_runs_and_matches_the_saved_model(exported):
+    meta = json.loads(open(os.path.join(exported, export.METADATA_FILE)).read())
+    names = meta["tensors"]
+    graph_def = tf.GraphDef()
+    with open(os.path.join(exported, meta["frozen_graph"]), "rb") as f:
+        graph_def.ParseFromString(f.read())
+    assert not [n.name for n in graph_def.node if n.op in ("VariableV2", "VarHandleOp")]
+    images = _images(1)[0]
+    graph = tf.Graph()
+    with graph.as_default(), tf.Session(graph=graph) as sess:
+        tf.import_graph_def(graph_def, name="")
+        road, mask = sess.run([names["road_prob"], names["mask"]], {names["input"]: images})
+    served = _saved_model_outputs(exported, images)
+    np.testing.assert_array_equal(road, served["road_prob"])
+    np.testing.assert_array_equal(mask, served["mask"])
+
+
+@pytest.mark.skipif(not HAVE_ONNX, reason="tf2onnx/onnxruntime (requirements-extra.txt) missing")
+def test_onnx_matches_tensorflow(exported):
+    import onnxruntime
+
+    meta = json.loads(open(os.path.join(exported, export.METADATA_FILE)).read())
+    assert meta["onnx"]["max_abs_diff"] < export.ONNX_TOLERANCE
+    session = onnxruntime.InferenceSession(
+        os.path.join(exported, meta["onnx"]["file"]), providers=["CPUExecutionProvider"]
+    )
+    for images in _images(2):
+        (road,) = session.run([meta["tensors"]["road_prob"]], {meta["tensors"]["input"]: images})
+        served = _saved_model_outputs(exported, images)
+        assert road.shape == images.shape[:3]
+        assert np.abs(road - served["road_prob"]).max() < 1e-4
+
+
+def test_infer_with_the_export_equals_infer_with_the_run(run_dir, exported, tmp_path):
+    image = np.random.default_rng(3).integers(0, 256, (83, 241, 3), dtype=np.uint8)
+    cv2.imwrite(str(tmp_path / "x.png"), image)
+    for name, model in (("from_run", run_dir), ("from_export", exported)):
+        argv = ["infer", "--run", model, str(tmp_path / "x.png"), "--out", str(tmp_path / name)]
+        assert cli.main(argv + ["--save-prob", "--precision", "float32"]) == 0
+    a = cv2.imread(str(tmp_path / "from_run" / "x_prob.png"), cv2.IMREAD_UNCHANGED)
+    b = cv2.imread(str(tmp_path / "from_export" / "x_prob.png"), cv2.IMREAD_UNCHANGED)
+    assert a.shape == (83, 241)
+    np.testing.assert_array_equal(a, b)
+
+
+def test_refuses_a_non_empty_out_and_leaves_it_alone(run_dir, tmp_path, capsys):
+    out = tmp_path / "taken"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    assert cli.main(["export", "--run", run_dir, "--out", str(out)]) == 2
+    assert "not empty" in capsys.readouterr().err
+    assert os.listdir(out) == ["keep.txt"] and (out / "keep.txt").read_text() == "mine"
+    assert not [p for p in os.listdir(tmp_path) if p.startswith(".")]  # no staging left
+
+
+def test_onnx_without_the_extras_says_how_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "tf2onnx", None)  # import now raises ImportError
+    with pytest.raises(UserError, match="requirements-extra.txt"):
+        export.onnx_modules()
