@@ -16,16 +16,21 @@ from fcn.errors import UserError
 DEMO_DATA = "./data/synthetic"
 DEMO_VGG = "./data/vgg_random"
 DEMO_TARGET_IOU = 0.90
-# The demo: small enough to finish in <= 10 min on 2 CPU cores, from scratch (random VGG).
+# The demo: full VGG16 from scratch (random He weights), sized to finish in <= 10 min on 2 CPU
+# cores. Undamped skips (gain 100) and a cosine decay make the short run converge: with the
+# reference 0.01/0.001 skips, 3 epochs reached road IoU 0.65; with them, 0.86 after 4. At 64x224
+# IoU stalled at 0.87 (thin, distant road lost at stride 8 of 64 rows), hence 96x320.
 DEMO_DEFAULTS = dict(
     data_dir=DEMO_DATA,
     vgg_dir=DEMO_VGG,
-    image_shape=(64, 224),
-    epochs=12,
+    image_shape=(96, 320),
+    epochs=8,
     batch_size=8,
-    learning_rate=3e-4,
+    learning_rate=5e-4,
+    lr_schedule="cosine",
+    skip_gain=100.0,
     val_count=12,
-    overlay_every=0,
+    overlay_every=5,
 )
 DEMO_COUNT = 160
 

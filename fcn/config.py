@@ -15,6 +15,7 @@ from fcn.errors import UserError
 PRECISIONS = ("auto", "float32", "bfloat16", "float16")
 DECODERS = ("reference", "fcn8s")
 NORMALIZATIONS = ("raw", "centered")
+LR_SCHEDULES = ("constant", "cosine")
 # The encoder has stride 32: a side shorter than this leaves layer 7 with nothing in it.
 MIN_SIDE = 32
 
@@ -39,12 +40,18 @@ class Config:
     epochs: int = _field(40, "passes over the training split (reference: 40)")
     batch_size: int = _field(8, "images per step (reference: 8)")
     learning_rate: float = _field(1e-4, "Adam learning rate (reference: 1e-4)")
+    lr_schedule: str = _field(
+        "constant", "learning rate per epoch: constant (reference) or cosine decay", LR_SCHEDULES
+    )
     keep_prob: float = _field(0.5, "dropout keep probability on fc6/fc7 while training")
     # Explicit L2 on the decoder kernels only: the encoder is pretrained (or He-initialised).
     l2_scale: float = _field(1e-3, "L2 weight on decoder kernels, added to the loss (0 = off)")
     decoder: str = _field("reference", "decoder head", DECODERS)
     # Truncated-normal stddev of the decoder kernels, from the reference system.
     init_stddev: float = _field(0.01, "stddev of the decoder's truncated-normal init")
+    # 1 keeps the reference damping of the skips (right for a pretrained VGG's large
+    # activations); a from-scratch He-initialised encoder learns much faster with 100.
+    skip_gain: float = _field(1.0, "multiplier of the decoder's skip scales (0.01/0.001)")
 
     # --- data ---
     # 48 of KITTI's 289 training pairs (~17%) is the validation size the reference used.
@@ -86,6 +93,7 @@ class Config:
             (self.learning_rate > 0, f"--learning-rate must be > 0, got {self.learning_rate}"),
             (0 < self.keep_prob <= 1, f"--keep-prob must be in (0, 1], got {self.keep_prob}"),
             (self.l2_scale >= 0, f"--l2-scale must be >= 0, got {self.l2_scale}"),
+            (self.skip_gain > 0, f"--skip-gain must be > 0, got {self.skip_gain}"),
             (self.val_count >= 0, f"--val-count must be >= 0, got {self.val_count}"),
             (0 <= self.clahe_prob <= 1, f"--clahe-prob must be in [0, 1], got {self.clahe_prob}"),
             (0 <= self.flip_prob <= 1, f"--flip-prob must be in [0, 1], got {self.flip_prob}"),
@@ -100,6 +108,7 @@ class Config:
             ("decoder", DECODERS),
             ("normalize", NORMALIZATIONS),
             ("precision", PRECISIONS),
+            ("lr_schedule", LR_SCHEDULES),
         ):
             value = getattr(self, name)
             checks.append((value in choices, f"--{name} {value!r} is not one of {list(choices)}"))

@@ -16,7 +16,7 @@ L2_COLLECTION = "decoder_l2_kernels"
 SCOPE = "decoder"
 
 
-def reference(layer3, layer4, layer7, num_classes, output_hw, init_stddev=0.01):
+def reference(layer3, layer4, layer7, num_classes, output_hw, init_stddev=0.01, skip_gain=1.0):
     """The reference system's head: wide 1x1, then upsampling with damped skip connections.
 
     Widths follow the skip connections (512 and 256 on VGG16), so narrow test encoders work.
@@ -24,17 +24,21 @@ def reference(layer3, layer4, layer7, num_classes, output_hw, init_stddev=0.01):
     c4, c3 = int(layer4.shape[-1]), int(layer3.shape[-1])
     x = _conv1x1(layer7, c4, "conv7_1x1", init_stddev)  # (N, H/32, W/32, 512)
     x = _upsample(x, _hw(layer4), c4, 4, 2, "up4", init_stddev)  # (N, H/16, W/16, 512)
-    x = x + 0.01 * layer4
+    x = x + (0.01 * skip_gain) * layer4
     x = _upsample(x, _hw(layer3), c3, 8, 2, "up3", init_stddev)  # (N, H/8, W/8, 256)
-    x = x + 0.001 * layer3
+    x = x + (0.001 * skip_gain) * layer3
     return _upsample(x, output_hw, num_classes, 16, 8, "up_out", init_stddev)  # (N, H, W, C)
 
 
-def fcn8s(layer3, layer4, layer7, num_classes, output_hw, init_stddev=0.01):
+def fcn8s(layer3, layer4, layer7, num_classes, output_hw, init_stddev=0.01, skip_gain=1.0):
     """Classic FCN-8s (Long et al.): class scores on each level; pool3/pool4 scaled first."""
     score7 = _conv1x1(layer7, num_classes, "score7", init_stddev)  # (N, H/32, W/32, C)
-    score4 = _conv1x1(0.01 * layer4, num_classes, "score4", init_stddev)  # (N, H/16, W/16, C)
-    score3 = _conv1x1(0.0001 * layer3, num_classes, "score3", init_stddev)  # (N, H/8, W/8, C)
+    score4 = _conv1x1(
+        (0.01 * skip_gain) * layer4, num_classes, "score4", init_stddev
+    )  # (N, H/16, W/16, C)
+    score3 = _conv1x1(
+        (0.0001 * skip_gain) * layer3, num_classes, "score3", init_stddev
+    )  # (N, H/8, W/8, C)
     x = _upsample(score7, _hw(score4), num_classes, 4, 2, "up4", init_stddev) + score4
     x = _upsample(x, _hw(score3), num_classes, 4, 2, "up3", init_stddev) + score3
     return _upsample(x, output_hw, num_classes, 16, 8, "up_out", init_stddev)
@@ -43,12 +47,21 @@ def fcn8s(layer3, layer4, layer7, num_classes, output_hw, init_stddev=0.01):
 DECODERS = {"reference": reference, "fcn8s": fcn8s}
 
 
-def build_decoder(name, layer3, layer4, layer7, num_classes, output_hw, init_stddev=0.01):
-    """Logits (N, H, W, num_classes) from the named head, under the variable scope 'decoder'."""
+def build_decoder(
+    name, layer3, layer4, layer7, num_classes, output_hw, init_stddev=0.01, skip_gain=1.0
+):
+    """Logits (N, H, W, num_classes) from the named head, under the variable scope 'decoder'.
+
+    skip_gain multiplies the heads' skip scales. Those damp pool3/pool4 for a pretrained VGG,
+    whose activations run to the hundreds; a He-initialised encoder's are near unit scale, and
+    at small inputs (layer 7 only 2x7 cells at 64x224) the damped skips leave the masks coarse.
+    """
     if name not in DECODERS:
         raise UserError(f"unknown decoder {name!r}; choose one of {sorted(DECODERS)}")
     with tf.variable_scope(SCOPE):
-        logits = DECODERS[name](layer3, layer4, layer7, num_classes, output_hw, init_stddev)
+        logits = DECODERS[name](
+            layer3, layer4, layer7, num_classes, output_hw, init_stddev, skip_gain
+        )
     return tf.identity(logits, name="logits")
 
 

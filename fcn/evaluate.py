@@ -1,7 +1,8 @@
 """The evaluate command: KITTI benchmark and per-class metrics, error analysis, submission files.
 
 Two modes:
-- `evaluate --run RUN_DIR`: restores the run's checkpoint, predicts each image of a split, upsamples
+- `evaluate --run RUN_DIR`: restores the run's checkpoint (or loads an export made by the export
+  command, which carries the run's split), predicts each image of a split, upsamples
   the probabilities to the image's original size (the benchmark scores there) and writes
   RUN_DIR/eval/: metrics.json, per_image.csv, summary.md, worst/ (the worst N images with true
   positives green, false positives red, false negatives blue) and iou_vs_metadata.png. With
@@ -225,22 +226,15 @@ def _select(examples, split_names, split, run_dir, data_dir):
     return [by_name[n] for n in names]
 
 
-def _predict_originals(restored, originals):
+def _predict_originals(model, originals):
     """Class probabilities of each image at its own size: list of (H, W, C) float32.
 
     Images are resized to the network input like in training (INTER_AREA), predicted, and the
     probabilities upsampled bilinearly to each original size.
     """
-    h, w = restored.config.image_shape
+    h, w = model.config.image_shape
     small = np.stack([cv2.resize(im, (w, h), interpolation=cv2.INTER_AREA) for im in originals])
-    probs = infer.predict_probs(
-        restored.sess,
-        restored.probs,
-        restored.image_input,
-        restored.keep_prob,
-        small,
-        restored.config.normalize,
-    )
+    probs = model.predict(small)
     return [
         infer.to_original_size(p, *im.shape[:2]) for p, im in zip(probs, originals, strict=True)
     ]
@@ -287,7 +281,8 @@ def evaluate_run(
     Returns the metrics dict written to metrics.json (NaN for undefined values in memory).
     """
     from fcn import config as cfg
-    from fcn import restore  # TensorFlow: imported only when a model is needed
+    from fcn import export as export_mod
+    from fcn import predict  # TensorFlow: imported only when a model is needed
 
     if not os.path.isdir(run_dir):
         raise UserError(f"run folder {run_dir} does not exist; pass a folder from runs/")
@@ -297,8 +292,13 @@ def evaluate_run(
         raise UserError(f"--worst must be >= 0, got {worst}")
     if use_bev and not submit:
         raise UserError("--bev transforms the submission maps; add --submit")
-    config = cfg.Config.from_dict(runs.read_json(os.path.join(run_dir, "config.json")))
-    split_names = runs.read_json(os.path.join(run_dir, "split.json"))
+    if export_mod.is_export(run_dir):
+        config = cfg.Config.from_dict(export_mod.read_metadata(run_dir)["config"])
+        if split != "all" and not os.path.isfile(os.path.join(run_dir, "split.json")):
+            raise UserError(f"the export {run_dir} carries no split.json; use --split all")
+    else:
+        config = cfg.Config.from_dict(runs.read_json(os.path.join(run_dir, "config.json")))
+    split_names = {} if split == "all" else runs.read_json(os.path.join(run_dir, "split.json"))
     spec = data.get_spec(config.dataset)
     data_dir = data_dir or config.data_dir
     threshold = config.threshold if threshold is None else threshold
@@ -315,8 +315,8 @@ def evaluate_run(
     scores = _DatasetScores(spec)
     gallery = _Worst(worst)
     rows = []
-    with restore.open_run(run_dir, checkpoint) as restored:
-        log(f"evaluating {restored.checkpoint} on {len(examples)} image(s) of {data_dir} ({split})")
+    with predict.open_model(run_dir, "float32", checkpoint) as restored:
+        log(f"evaluating {restored.source} on {len(examples)} image(s) of {data_dir} ({split})")
         for chunk, originals in _batches(examples):
             for ex, image, probs in zip(
                 chunk, originals, _predict_originals(restored, originals), strict=True
@@ -346,7 +346,7 @@ def evaluate_run(
     result = scores.result()
     result.update(
         run=run_dir,
-        checkpoint=restored.checkpoint,
+        checkpoint=restored.source,
         data_dir=data_dir,
         split=split,
         threshold=threshold,

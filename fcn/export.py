@@ -309,6 +309,9 @@ def export(run_dir, out_dir, onnx=False, which="best", log=print):
                 )
         meta = _metadata(run_dir, checkpoint, config, spec, onnx_diff if onnx else None)
         runs.write_json(os.path.join(staging, METADATA_FILE), meta)
+        split = os.path.join(run_dir, "split.json")
+        if os.path.isfile(split):  # so `evaluate --run EXPORT` scores the same validation images
+            shutil.copyfile(split, os.path.join(staging, "split.json"))
         _make_readable(staging)
         _check_out(out_dir)
         if os.path.isdir(out_dir):

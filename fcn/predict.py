@@ -75,8 +75,8 @@ class Model:
         self.close()
 
 
-def open_model(path, precision_name="auto"):
-    """A training run (its best checkpoint) or an export folder, ready to predict."""
+def open_model(path, precision_name="auto", which="best"):
+    """A training run (its `which` checkpoint) or an export folder, ready to predict."""
     from fcn import precision
 
     prec = precision.resolve(precision_name)
@@ -84,7 +84,7 @@ def open_model(path, precision_name="auto"):
         return _open_export(path, prec)
     from fcn import restore
 
-    r = restore.open_run(path, precision_name=prec)
+    r = restore.open_run(path, which=which, precision_name=prec)
 
     def predict(images):
         return infer.predict_probs(

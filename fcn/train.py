@@ -43,6 +43,7 @@ def build_model(sess, config, num_classes):
         num_classes,
         tf.shape(image_input)[1:3],
         config.init_stddev,
+        config.skip_gain,
     )
     probs = tf.nn.softmax(tf.cast(logits, tf.float32), name="probs")
     correct_label = tf.placeholder(tf.float32, [None, None, None, num_classes], "correct_label")
@@ -355,7 +356,7 @@ def _fit(sess, model, config, spec, splits, ckpts, progress, history, writer, lo
                 model["keep_prob"],
                 model["learning_rate"],
                 config.keep_prob,
-                config.learning_rate,
+                learning_rate_at(config, epoch),
                 steps_per_epoch - progress.batch,
                 desc=f"epoch {epoch}/{config.epochs}",
                 on_step=on_step,
@@ -397,6 +398,14 @@ def _fit(sess, model, config, spec, splits, ckpts, progress, history, writer, lo
                 write_overlays(folder, val_split, probs, spec, config.threshold)
             if stop.requested:
                 raise _stopped(stop.signum, ckpts, f"after epoch {epoch}")
+
+
+def learning_rate_at(config, epoch):
+    """The epoch's learning rate: constant (the reference), or a cosine decay from
+    config.learning_rate in epoch 1 towards 0, which settles a short run's final weights."""
+    if config.lr_schedule == "constant" or config.epochs <= 1:
+        return config.learning_rate
+    return 0.5 * config.learning_rate * (1 + math.cos(math.pi * (epoch - 1) / config.epochs))
 
 
 def _rng_states(augmenter, order_rng):

@@ -101,6 +101,23 @@ def test_evaluate_run_writes_every_report(tiny_run, capsys):
     assert "urban_road" in printed and "MaxF" in printed and "mean IoU" in printed
 
 
+def test_an_export_scores_like_its_run(tiny_run, tmp_path):
+    # The export carries the run's split and its graph computes the same probabilities, so
+    # evaluating the export must reproduce the run's metrics (to float rounding).
+    assert cli.main(["evaluate", "--run", tiny_run]) == 0
+    from_run = json.load(open(os.path.join(tiny_run, "eval", "metrics.json")))
+    exported = str(tmp_path / "export")
+    assert cli.main(["export", "--run", tiny_run, "--out", exported]) == 0
+    assert cli.main(["evaluate", "--run", exported]) == 0
+    from_export = json.load(open(os.path.join(exported, "eval", "metrics.json")))
+    assert from_export["num_images"] == from_run["num_images"] == 2
+    for cat, scores in from_run["kitti"].items():
+        for key, value in scores.items():
+            other = from_export["kitti"][cat][key]
+            assert (value is None and other is None) or abs(value - other) < 1e-3, (cat, key)
+    assert abs(from_export["mean_iou"] - from_run["mean_iou"]) < 1e-3
+
+
 def test_evaluate_all_images_at_another_threshold(tiny_run):
     assert cli.main(["evaluate", "--run", tiny_run, "--split", "all", "--threshold", "0.3"]) == 0
     with open(os.path.join(tiny_run, "eval", "per_image.csv")) as f:

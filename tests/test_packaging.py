@@ -14,10 +14,19 @@ def _read(name):
 def test_requirements_are_pinned():
     lines = [ln.strip() for ln in _read("requirements.txt").splitlines()]
     pins = [ln for ln in lines if ln and not ln.startswith("#")]
-    assert pins and all(re.fullmatch(r"[A-Za-z0-9_.\-]+==[0-9][0-9A-Za-z.]*", p) for p in pins), pins
+    assert pins and all(re.fullmatch(r"[A-Za-z0-9_.\-]+==[0-9][0-9A-Za-z.]*", p) for p in pins), (
+        pins
+    )
     names = {p.split("==")[0].lower() for p in pins}
-    for needed in ("tensorflow", "opencv-python-headless", "numpy", "scipy", "tqdm", "imageio",
-                   "pytest"):
+    for needed in (
+        "tensorflow",
+        "opencv-python-headless",
+        "numpy",
+        "scipy",
+        "tqdm",
+        "imageio",
+        "pytest",
+    ):
         assert needed in names, needed
 
 

@@ -130,3 +130,11 @@ def test_cli_exit_code_and_message_for_bad_input(tmp_path):
     assert "Traceback" not in proc.stderr
     # The check comes before any work: no run folder was started.
     assert not os.path.exists(tmp_path / "runs")
+
+
+def test_cosine_schedule_by_hand():
+    cfg = config.Config(epochs=4, learning_rate=1.0, lr_schedule="cosine")
+    # 0.5 * (1 + cos(pi * k / 4)) for k = 0..3: 1, 0.8536, 0.5, 0.1464
+    got = [train.learning_rate_at(cfg, e) for e in (1, 2, 3, 4)]
+    assert np.allclose(got, [1.0, 0.853553, 0.5, 0.146447], atol=1e-6)
+    assert train.learning_rate_at(cfg.replace(lr_schedule="constant"), 3) == 1.0
