@@ -28,12 +28,19 @@ def l2_penalty(scale):
 
 
 def optimize(
-    nn_last_layer, correct_label, learning_rate, num_classes, l2_scale=0.0, loss_scale=None
+    nn_last_layer,
+    correct_label,
+    learning_rate,
+    num_classes,
+    l2_scale=0.0,
+    loss_scale=None,
+    var_list=None,
 ):
     """(logits (P, C), train_op, cross-entropy loss) with Adam; the Udacity contract.
 
     The returned loss is the data term (what users compare between runs); the train op minimises
     it plus the explicit L2 penalty. loss_scale: 'dynamic' wraps Adam for float16 training.
+    var_list: the variables to train (default: all trainable ones).
     """
     logits = tf.reshape(nn_last_layer, (-1, num_classes), name="logits_flat")
     labels = tf.reshape(correct_label, (-1, num_classes))
@@ -45,5 +52,7 @@ def optimize(
     if loss_scale:
         optimizer = tf.train.experimental.MixedPrecisionLossScaleOptimizer(optimizer, loss_scale)
     global_step = tf.train.get_or_create_global_step()
-    train_op = optimizer.minimize(total, global_step=global_step, name="train_op")
+    train_op = optimizer.minimize(
+        total, global_step=global_step, var_list=var_list, name="train_op"
+    )
     return logits, train_op, cross_entropy_loss

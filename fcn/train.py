@@ -34,6 +34,7 @@ def build_model(sess, config, num_classes):
     correct_label (N, H, W, C) one-hot, learning_rate, logits_flat, train_op, loss.
     """
     image_input, keep_prob, layer3, layer4, layer7 = vgg.load_vgg(sess, config.vgg_dir)
+    frozen = frozen_variables(tf.trainable_variables(), config.freeze)
     tf.set_random_seed(config.seed)
     logits = decoders.build_decoder(
         config.decoder,
@@ -56,6 +57,7 @@ def build_model(sess, config, num_classes):
         num_classes,
         l2_scale=config.l2_scale,
         loss_scale=precision.loss_scale_for(prec),
+        var_list=[v for v in tf.trainable_variables() if v not in frozen] if frozen else None,
     )
     return dict(
         image_input=image_input,
@@ -68,6 +70,30 @@ def build_model(sess, config, num_classes):
         train_op=train_op,
         loss=loss,
     )
+
+
+def frozen_variables(encoder_variables, freeze):
+    """The encoder variables named by `--freeze` ('fc6,fc7': every variable under those scopes).
+
+    A prefix that matches nothing is an error naming the scopes there are, so a typo never
+    silently trains everything.
+    """
+    prefixes = [p.strip().strip("/") for p in freeze.split(",") if p.strip()]
+    frozen = []
+    for prefix in prefixes:
+        hits = [
+            v
+            for v in encoder_variables
+            if v.op.name == prefix or v.op.name.startswith(prefix + "/")
+        ]
+        if not hits:
+            scopes = sorted({v.op.name.split("/")[0] for v in encoder_variables})
+            raise UserError(
+                f"--freeze {prefix!r} matches no encoder variable; the encoder's scopes are "
+                f"{', '.join(scopes)}"
+            )
+        frozen += [v for v in hits if v not in frozen]
+    return frozen
 
 
 def initialize_new_variables(sess):
@@ -94,19 +120,22 @@ def run_epoch(
 ):
     """One pass of training steps with a tqdm bar showing the running loss; returns the mean.
 
+    learning_rate_value: a number, or a function of the step's index in this pass.
+
     on_step(loss) runs after every step; it may raise, or return True to end the pass early.
     """
     losses_seen = []
     # disable=None: no bar when stdout is not a terminal, so CI logs stay readable.
     bar = tqdm(batches, total=total, desc=desc, leave=False, dynamic_ncols=True, disable=None)
-    for images, labels in bar:
+    rate = learning_rate_value if callable(learning_rate_value) else lambda i: learning_rate_value
+    for i, (images, labels) in enumerate(bar):
         _, value = sess.run(
             [train_op, loss],
             {
                 input_image: images,
                 correct_label: labels,
                 keep_prob: keep_prob_value,
-                learning_rate: learning_rate_value,
+                learning_rate: rate(i),
             },
         )
         losses_seen.append(float(value))
@@ -356,7 +385,9 @@ def _fit(sess, model, config, spec, splits, ckpts, progress, history, writer, lo
                 model["keep_prob"],
                 model["learning_rate"],
                 config.keep_prob,
-                learning_rate_at(config, epoch),
+                lambda i, epoch=epoch, first=progress.batch: learning_rate_at(
+                    config, epoch, (first + i) / steps_per_epoch
+                ),
                 steps_per_epoch - progress.batch,
                 desc=f"epoch {epoch}/{config.epochs}",
                 on_step=on_step,
@@ -400,12 +431,14 @@ def _fit(sess, model, config, spec, splits, ckpts, progress, history, writer, lo
                 raise _stopped(stop.signum, ckpts, f"after epoch {epoch}")
 
 
-def learning_rate_at(config, epoch):
-    """The epoch's learning rate: constant (the reference), or a cosine decay from
-    config.learning_rate in epoch 1 towards 0, which settles a short run's final weights."""
-    if config.lr_schedule == "constant" or config.epochs <= 1:
+def learning_rate_at(config, epoch, fraction=0.0):
+    """The learning rate `fraction` of the way through `epoch` (1-based): constant (the
+    reference), or a per-step cosine decay from config.learning_rate at the first step towards 0
+    at the last, which settles a short run's final weights."""
+    if config.lr_schedule == "constant" or config.epochs < 1:
         return config.learning_rate
-    return 0.5 * config.learning_rate * (1 + math.cos(math.pi * (epoch - 1) / config.epochs))
+    done = (epoch - 1 + fraction) / config.epochs
+    return 0.5 * config.learning_rate * (1 + math.cos(math.pi * done))
 
 
 def _rng_states(augmenter, order_rng):

@@ -7,7 +7,7 @@ import tensorflow.compat.v1 as tf
 
 tf.disable_v2_behavior()
 
-from fcn import synth, vgg  # noqa: E402
+from fcn import config, synth, train, vgg  # noqa: E402
 
 # 1/16 of VGG16's channels: the same structure and interface, built in about a second.
 TINY_WIDTH = 1 / 16
@@ -26,6 +26,27 @@ def synth_data(tmp_path_factory):
     path = str(tmp_path_factory.mktemp("synth") / "data")
     synth.generate_dataset(path, count=12, test_count=3, seed=0, sizes=((90, 300), (91, 297)))
     return path
+
+
+# The trained run's network input size; tests that resize like the run use it.
+TRAINED_RUN_SHAPE = (64, 192)
+
+
+@pytest.fixture(scope="session")
+def trained_run(synth_data, tiny_vgg, tmp_path_factory):
+    """A finished 2-epoch run of the tiny VGG (its folder) for evaluate, infer and export."""
+    cfg = config.Config(
+        data_dir=synth_data,
+        vgg_dir=tiny_vgg,
+        runs_dir=str(tmp_path_factory.mktemp("runs")),
+        image_shape=TRAINED_RUN_SHAPE,
+        epochs=2,
+        batch_size=4,
+        val_count=2,
+        precision="float32",
+        test_overlays=False,
+    )
+    return train.train(cfg, log=lambda *a: None)[0]
 
 
 @pytest.fixture

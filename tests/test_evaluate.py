@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
 
-from fcn import bev, cli, config, data, evaluate, metrics, tboard, train
+from fcn import bev, cli, data, evaluate, metrics, tboard
 
 approx = pytest.approx
 V = data.IGNORE_LABEL
@@ -35,31 +35,14 @@ def _in_unit_or_null(x):
     return x is None or 0.0 <= x <= 1.0
 
 
-@pytest.fixture(scope="module")
-def tiny_run(synth_data, tiny_vgg, tmp_path_factory):
-    cfg = config.Config(
-        data_dir=synth_data,
-        vgg_dir=tiny_vgg,
-        runs_dir=str(tmp_path_factory.mktemp("runs")),
-        image_shape=(64, 192),
-        epochs=2,
-        batch_size=4,
-        val_count=2,
-        precision="float32",
-        test_overlays=False,
-    )
-    run_dir, _ = train.train(cfg, log=lambda *a: None)
-    return run_dir
-
-
 # --------------------------------------------------------------------------------------------
 # The model mode
 # --------------------------------------------------------------------------------------------
 
 
-def test_evaluate_run_writes_every_report(tiny_run, capsys):
-    assert cli.main(["evaluate", "--run", tiny_run, "--worst", "1"]) == 0
-    out_dir = os.path.join(tiny_run, "eval")
+def test_evaluate_run_writes_every_report(trained_run, capsys):
+    assert cli.main(["evaluate", "--run", trained_run, "--worst", "1"]) == 0
+    out_dir = os.path.join(trained_run, "eval")
     for name in ("metrics.json", "per_image.csv", "summary.md", "iou_vs_metadata.png"):
         assert os.path.getsize(os.path.join(out_dir, name)) > 0, name
     with open(os.path.join(out_dir, "metrics.json")) as f:
@@ -74,7 +57,7 @@ def test_evaluate_run_writes_every_report(tiny_run, capsys):
         assert set(scores) == {"iou", "precision", "recall", "f1"}
         assert all(_in_unit_or_null(v) for v in scores.values())
     assert _in_unit_or_null(m["mean_iou"]) and _in_unit_or_null(m["pixel_accuracy"])
-    split = json.load(open(os.path.join(tiny_run, "split.json")))
+    split = json.load(open(os.path.join(trained_run, "split.json")))
     assert m["num_images"] == len(split["val"]) == 2 and m["split"] == "val"
 
     with open(os.path.join(out_dir, "per_image.csv")) as f:
@@ -101,13 +84,13 @@ def test_evaluate_run_writes_every_report(tiny_run, capsys):
     assert "urban_road" in printed and "MaxF" in printed and "mean IoU" in printed
 
 
-def test_an_export_scores_like_its_run(tiny_run, tmp_path):
+def test_an_export_scores_like_its_run(trained_run, tmp_path):
     # The export carries the run's split and its graph computes the same probabilities, so
     # evaluating the export must reproduce the run's metrics (to float rounding).
-    assert cli.main(["evaluate", "--run", tiny_run]) == 0
-    from_run = json.load(open(os.path.join(tiny_run, "eval", "metrics.json")))
+    assert cli.main(["evaluate", "--run", trained_run]) == 0
+    from_run = json.load(open(os.path.join(trained_run, "eval", "metrics.json")))
     exported = str(tmp_path / "export")
-    assert cli.main(["export", "--run", tiny_run, "--out", exported]) == 0
+    assert cli.main(["export", "--run", trained_run, "--out", exported]) == 0
     assert cli.main(["evaluate", "--run", exported]) == 0
     from_export = json.load(open(os.path.join(exported, "eval", "metrics.json")))
     assert from_export["num_images"] == from_run["num_images"] == 2
@@ -118,16 +101,16 @@ def test_an_export_scores_like_its_run(tiny_run, tmp_path):
     assert abs(from_export["mean_iou"] - from_run["mean_iou"]) < 1e-3
 
 
-def test_evaluate_all_images_at_another_threshold(tiny_run):
-    assert cli.main(["evaluate", "--run", tiny_run, "--split", "all", "--threshold", "0.3"]) == 0
-    with open(os.path.join(tiny_run, "eval", "per_image.csv")) as f:
+def test_evaluate_all_images_at_another_threshold(trained_run):
+    assert cli.main(["evaluate", "--run", trained_run, "--split", "all", "--threshold", "0.3"]) == 0
+    with open(os.path.join(trained_run, "eval", "per_image.csv")) as f:
         assert len(list(csv.DictReader(f))) == 12  # the synth fixture's training pairs
-    m = json.load(open(os.path.join(tiny_run, "eval", "metrics.json")))
+    m = json.load(open(os.path.join(trained_run, "eval", "metrics.json")))
     assert m["threshold"] == 0.3 and m["num_images"] == 12
     assert sum(m["images_per_category"].values()) == 12
 
 
-def test_submission_maps_and_bev_agree_with_prob_dir_scoring(tiny_run, synth_data, tmp_path):
+def test_submission_maps_and_bev_agree_with_prob_dir_scoring(trained_run, synth_data, tmp_path):
     # A data folder whose test images are the run's validation images, so the submission maps
     # have gt: scoring them with --prob-dir must give the model mode's KITTI numbers exactly
     # (both score the same 8-bit maps at the original resolution).
@@ -139,7 +122,7 @@ def test_submission_maps_and_bev_agree_with_prob_dir_scoring(tiny_run, synth_dat
     gt_dir, calib_dir = tmp_path / "gt", root / "data_road" / "testing" / "calib"
     gt_dir.mkdir()
     calib_dir.mkdir()
-    val = json.load(open(os.path.join(tiny_run, "split.json")))["val"]
+    val = json.load(open(os.path.join(trained_run, "split.json")))["val"]
     pairs = {ex.name: ex for ex in data.list_pairs(str(root))}
     for name in val:
         shutil.copy(pairs[name].image_path, test_dir)
@@ -148,14 +131,14 @@ def test_submission_maps_and_bev_agree_with_prob_dir_scoring(tiny_run, synth_dat
 
     # --bev with a calibration file missing: one error, nothing written.
     os.remove(calib_dir / f"{val[0]}.txt")
-    argv = ["evaluate", "--run", tiny_run, "--data-dir", str(root), "--submit", "--bev"]
+    argv = ["evaluate", "--run", trained_run, "--data-dir", str(root), "--submit", "--bev"]
     assert cli.main(argv) == 2
-    assert not os.path.exists(os.path.join(tiny_run, "submission"))
+    assert not os.path.exists(os.path.join(trained_run, "submission"))
     (calib_dir / f"{val[0]}.txt").write_text(CALIB_TEXT)
 
     assert cli.main(argv) == 0
-    model_mode = json.load(open(os.path.join(tiny_run, "eval", "metrics.json")))
-    sub = os.path.join(tiny_run, "submission")
+    model_mode = json.load(open(os.path.join(trained_run, "eval", "metrics.json")))
+    sub = os.path.join(trained_run, "submission")
     want = sorted(n.replace("_", "_road_", 1) + ".png" for n in val)
     assert sorted(f for f in os.listdir(sub) if f.endswith(".png")) == want
     for name in val:

@@ -12,8 +12,7 @@ import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
 
-from fcn import cli, export, restore, train
-from fcn.config import Config
+from fcn import cli, export, restore
 from fcn.errors import UserError
 
 IMAGE_SHAPE = (64, 192)
@@ -42,25 +41,9 @@ FRESH_PROCESS = textwrap.dedent(
 
 
 @pytest.fixture(scope="module")
-def run_dir(synth_data, tiny_vgg, tmp_path_factory):
-    config = Config(
-        data_dir=synth_data,
-        vgg_dir=tiny_vgg,
-        runs_dir=str(tmp_path_factory.mktemp("runs")),
-        image_shape=IMAGE_SHAPE,
-        epochs=2,
-        batch_size=4,
-        val_count=2,
-        precision="float32",
-        test_overlays=False,
-    )
-    return train.train(config, log=lambda *a: None)[0]
-
-
-@pytest.fixture(scope="module")
-def exported(run_dir, tmp_path_factory):
+def exported(trained_run, tmp_path_factory):
     out = str(tmp_path_factory.mktemp("export") / "model")
-    export.export(run_dir, out, onnx=HAVE_ONNX, log=lambda *a: None)
+    export.export(trained_run, out, onnx=HAVE_ONNX, log=lambda *a: None)
     return out
 
 
@@ -69,9 +52,9 @@ def _images(seed):
     return [rng.integers(0, 256, shape, dtype=np.uint8) for shape in SHAPES]
 
 
-def _training_graph_road_prob(run_dir, images):
+def _training_graph_road_prob(trained_run, images):
     """The run's own graph, with the export's resizes (same TF op) done outside it."""
-    with restore.open_run(run_dir) as r, r.sess.graph.as_default():
+    with restore.open_run(trained_run) as r, r.sess.graph.as_default():
         x = tf.placeholder(tf.float32, [None, None, None, None])  # images, then probs
         size = tf.placeholder(tf.int32, [2])
         resize = dict(half_pixel_centers=True)
@@ -112,7 +95,9 @@ def test_serving_graph_scales_maps_keep_prob_and_thresholds_by_hand():
     np.testing.assert_array_equal(mask, [[[0, 1, 0]]])  # threshold 0.6
 
 
-def test_saved_model_in_a_fresh_tf2_process_equals_the_training_graph(run_dir, exported, tmp_path):
+def test_saved_model_in_a_fresh_tf2_process_equals_the_training_graph(
+    trained_run, exported, tmp_path
+):
     images = _images(0)
     np.savez(tmp_path / "in.npz", *images)
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
@@ -125,7 +110,7 @@ def test_saved_model_in_a_fresh_tf2_process_equals_the_training_graph(run_dir, e
         road, mask = out[f"road_prob{i}"], out[f"mask{i}"]
         assert road.shape == mask.shape == images_i.shape[:3]
         assert road.dtype == np.float32 and mask.dtype == np.uint8
-        expected = _training_graph_road_prob(run_dir, images_i)
+        expected = _training_graph_road_prob(trained_run, images_i)
         np.testing.assert_allclose(road, expected, atol=1e-5, rtol=0)
         np.testing.assert_array_equal(mask, (road >= 0.5).astype(np.uint8))
 
@@ -163,10 +148,10 @@ def test_onnx_matches_tensorflow(exported):
         assert np.abs(road - served["road_prob"]).max() < 1e-4
 
 
-def test_infer_with_the_export_equals_infer_with_the_run(run_dir, exported, tmp_path):
+def test_infer_with_the_export_equals_infer_with_the_run(trained_run, exported, tmp_path):
     image = np.random.default_rng(3).integers(0, 256, (83, 241, 3), dtype=np.uint8)
     cv2.imwrite(str(tmp_path / "x.png"), image)
-    for name, model in (("from_run", run_dir), ("from_export", exported)):
+    for name, model in (("from_run", trained_run), ("from_export", exported)):
         argv = ["infer", "--run", model, str(tmp_path / "x.png"), "--out", str(tmp_path / name)]
         assert cli.main(argv + ["--save-prob", "--precision", "float32"]) == 0
     a = cv2.imread(str(tmp_path / "from_run" / "x_prob.png"), cv2.IMREAD_UNCHANGED)
@@ -175,11 +160,11 @@ def test_infer_with_the_export_equals_infer_with_the_run(run_dir, exported, tmp_
     np.testing.assert_array_equal(a, b)
 
 
-def test_refuses_a_non_empty_out_and_leaves_it_alone(run_dir, tmp_path, capsys):
+def test_refuses_a_non_empty_out_and_leaves_it_alone(trained_run, tmp_path, capsys):
     out = tmp_path / "taken"
     out.mkdir()
     (out / "keep.txt").write_text("mine")
-    assert cli.main(["export", "--run", run_dir, "--out", str(out)]) == 2
+    assert cli.main(["export", "--run", trained_run, "--out", str(out)]) == 2
     assert "not empty" in capsys.readouterr().err
     assert os.listdir(out) == ["keep.txt"] and (out / "keep.txt").read_text() == "mine"
     assert not [p for p in os.listdir(tmp_path) if p.startswith(".")]  # no staging left

@@ -7,28 +7,11 @@ import cv2
 import numpy as np
 import pytest
 
-from fcn import cli, data, infer, predict, restore, train
-from fcn.config import Config
+from fcn import cli, data, infer, predict, restore
 from fcn.errors import UserError
 
 IMAGE_SHAPE = (64, 192)
 FLOAT32 = ["--precision", "float32"]
-
-
-@pytest.fixture(scope="module")
-def run_dir(synth_data, tiny_vgg, tmp_path_factory):
-    config = Config(
-        data_dir=synth_data,
-        vgg_dir=tiny_vgg,
-        runs_dir=str(tmp_path_factory.mktemp("runs")),
-        image_shape=IMAGE_SHAPE,
-        epochs=2,
-        batch_size=4,
-        val_count=2,
-        precision="float32",
-        test_overlays=False,
-    )
-    return train.train(config, log=lambda *a: None)[0]
 
 
 def _random_image(shape, seed):
@@ -39,9 +22,9 @@ def _write_rgb(path, rgb):
     cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
 
 
-def _expected_probs(run_dir, image):
+def _expected_probs(trained_run, image):
     """The run's class probabilities of `image` at its own size, computed without fcn.predict."""
-    with restore.open_run(run_dir) as r:
+    with restore.open_run(trained_run) as r:
         small = cv2.resize(image, IMAGE_SHAPE[::-1], interpolation=cv2.INTER_AREA)
         probs = infer.predict_probs(
             r.sess, r.probs, r.image_input, r.keep_prob, small[None], r.config.normalize
@@ -60,7 +43,7 @@ def test_postprocess_hand_worked():
     np.testing.assert_array_equal(shown, [[[5, 138, 15], [40, 50, 60]]])
 
 
-def test_folder_single_image_and_glob(run_dir, tmp_path, capsys):
+def test_folder_single_image_and_glob(trained_run, tmp_path, capsys):
     folder = tmp_path / "folder"
     folder.mkdir()
     images = {
@@ -75,7 +58,7 @@ def test_folder_single_image_and_glob(run_dir, tmp_path, capsys):
     (tmp_path / "globbed").mkdir()
     _write_rgb(tmp_path / "globbed" / "g1.png", images["g1"])
     out = tmp_path / "out"
-    argv = ["infer", "--run", run_dir, str(folder), str(tmp_path / "single.png")]
+    argv = ["infer", "--run", trained_run, str(folder), str(tmp_path / "single.png")]
     argv += [str(tmp_path / "glob*" / "*.png"), "--out", str(out), "--save-prob", "--save-mask"]
     assert cli.main(argv + ["--batch-size", "3"] + FLOAT32) == 0
     printed = capsys.readouterr().out
@@ -86,7 +69,7 @@ def test_folder_single_image_and_glob(run_dir, tmp_path, capsys):
         prob = cv2.imread(str(out / f"{stem}_prob.png"), cv2.IMREAD_UNCHANGED)
         mask = cv2.imread(str(out / f"{stem}_mask.png"), cv2.IMREAD_UNCHANGED)
         assert shown.shape == image.shape and prob.shape == mask.shape == image.shape[:2]
-        road = _expected_probs(run_dir, image)[..., 1]
+        road = _expected_probs(trained_run, image)[..., 1]
         # Batches of 3 vs 1 may round differently in the last float bit: allow one 8-bit level.
         assert np.abs(prob.astype(int) - np.rint(road * 255)).max() <= 1
         sure = np.abs(road - 0.5) > 1e-4
@@ -96,13 +79,22 @@ def test_folder_single_image_and_glob(run_dir, tmp_path, capsys):
         np.testing.assert_array_equal(shown, infer.overlay(image, mask == 1, infer.GREEN, 0.5))
 
 
-def test_rgba_grey_and_16_bit_inputs(run_dir, tmp_path, capsys):
+def test_rgba_grey_and_16_bit_inputs(trained_run, tmp_path, capsys):
     rgba = _random_image((50, 170, 4), 5)
     grey16 = np.random.default_rng(6).integers(0, 65536, (70, 130), dtype=np.uint16)
     cv2.imwrite(str(tmp_path / "rgba.png"), rgba)
     cv2.imwrite(str(tmp_path / "grey16.png"), grey16)
     out = tmp_path / "out"
-    argv = ["infer", "--run", run_dir, str(tmp_path / "*.png"), "--out", str(out), "--alpha", "1"]
+    argv = [
+        "infer",
+        "--run",
+        trained_run,
+        str(tmp_path / "*.png"),
+        "--out",
+        str(out),
+        "--alpha",
+        "1",
+    ]
     assert cli.main(argv + FLOAT32) == 0
     notes = capsys.readouterr().out
     assert "warning: " in notes and "(and 1 more)" in notes  # converted, and said so once
@@ -115,14 +107,14 @@ def test_rgba_grey_and_16_bit_inputs(run_dir, tmp_path, capsys):
     np.testing.assert_array_equal(g[~green], np.repeat(grey8[~green][:, None], 3, axis=1))
 
 
-def test_video_keeps_frame_count_and_fps(run_dir, tmp_path):
+def test_video_keeps_frame_count_and_fps(trained_run, tmp_path):
     import imageio.v3 as iio
 
     frames = _random_image((6, 64, 200, 3), 7)
     src = tmp_path / "clip.mp4"
     iio.imwrite(src, frames, fps=7, plugin="FFMPEG", macro_block_size=1)
     out = tmp_path / "out"
-    argv = ["infer", "--run", run_dir, str(src), "--out", str(out), "--save-mask"]
+    argv = ["infer", "--run", trained_run, str(src), "--out", str(out), "--save-mask"]
     assert cli.main(argv + FLOAT32) == 0
     meta = iio.immeta(out / "clip.mp4", plugin="FFMPEG")
     decoded = list(iio.imiter(out / "clip.mp4", plugin="FFMPEG"))
@@ -133,23 +125,23 @@ def test_video_keeps_frame_count_and_fps(run_dir, tmp_path):
     assert not glob.glob(str(out / ".*"))  # no temporary file left behind
 
 
-def test_bad_input_exits_2_before_any_output(run_dir, tmp_path, capsys):
+def test_bad_input_exits_2_before_any_output(trained_run, tmp_path, capsys):
     folder = tmp_path / "in"
     folder.mkdir()
     _write_rgb(folder / "a_good.png", _random_image((40, 120, 3), 8))
     (folder / "b_bad.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
     out = tmp_path / "out"
-    assert cli.main(["infer", "--run", run_dir, str(folder), "--out", str(out)]) == 2
+    assert cli.main(["infer", "--run", trained_run, str(folder), "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and "b_bad.png" in err and len(err.splitlines()) == 1
     assert not out.exists()
 
 
-def test_never_overwrites_an_input(run_dir, tmp_path, capsys):
+def test_never_overwrites_an_input(trained_run, tmp_path, capsys):
     image = _random_image((40, 120, 3), 9)
     _write_rgb(tmp_path / "a.png", image)
     before = (tmp_path / "a.png").read_bytes()
-    assert cli.main(["infer", "--run", run_dir, str(tmp_path), "--out", str(tmp_path)]) == 2
+    assert cli.main(["infer", "--run", trained_run, str(tmp_path), "--out", str(tmp_path)]) == 2
     assert "would overwrite the input" in capsys.readouterr().err
     assert (tmp_path / "a.png").read_bytes() == before
 

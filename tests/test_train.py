@@ -137,4 +137,43 @@ def test_cosine_schedule_by_hand():
     # 0.5 * (1 + cos(pi * k / 4)) for k = 0..3: 1, 0.8536, 0.5, 0.1464
     got = [train.learning_rate_at(cfg, e) for e in (1, 2, 3, 4)]
     assert np.allclose(got, [1.0, 0.853553, 0.5, 0.146447], atol=1e-6)
+    # Per step: half-way through epoch 2 is 1.5 of 4 epochs done, 0.5 * (1 + cos(3 pi / 8)).
+    assert np.isclose(train.learning_rate_at(cfg, 2, 0.5), 0.691342, atol=1e-6)
+    assert np.isclose(train.learning_rate_at(cfg, 4, 1.0), 0.0, atol=1e-12)
     assert train.learning_rate_at(cfg.replace(lr_schedule="constant"), 3) == 1.0
+
+
+def test_freeze_keeps_named_encoder_variables_fixed(tiny_vgg):
+    import tensorflow.compat.v1 as tf
+
+    cfg = config.Config(vgg_dir=tiny_vgg, freeze="fc6,fc7", precision="float32")
+    with tf.Graph().as_default(), tf.Session() as sess:
+        model = train.build_model(sess, cfg, 2)
+        train.initialize_new_variables(sess)
+        names = ("fc6/kernel", "fc7/bias", "block5_conv3/kernel")
+        variables = {v.op.name: v for v in tf.global_variables() if v.op.name in names}
+        before = sess.run(variables)
+        rng = np.random.default_rng(0)
+        labels = np.zeros((2, 64, 96, 2), np.float32)
+        labels[..., 0] = rng.random((2, 64, 96)) < 0.5
+        labels[..., 1] = 1 - labels[..., 0]
+        feed = {
+            model["image_input"]: rng.uniform(0, 255, (2, 64, 96, 3)),
+            model["correct_label"]: labels,
+            model["keep_prob"]: 1.0,
+            model["learning_rate"]: 1e-2,
+        }
+        sess.run(model["train_op"], feed)
+        after = sess.run(variables)
+    assert np.array_equal(before["fc6/kernel"], after["fc6/kernel"])
+    assert np.array_equal(before["fc7/bias"], after["fc7/bias"])
+    assert not np.array_equal(before["block5_conv3/kernel"], after["block5_conv3/kernel"])
+
+
+def test_freeze_with_an_unknown_scope_names_the_scopes(tiny_vgg):
+    import tensorflow.compat.v1 as tf
+
+    cfg = config.Config(vgg_dir=tiny_vgg, freeze="fc8")
+    with tf.Graph().as_default(), tf.Session() as sess:
+        with pytest.raises(UserError, match=r"--freeze 'fc8' matches no encoder variable.*fc6"):
+            train.build_model(sess, cfg, 2)
