@@ -11,9 +11,14 @@ import json
 from typing import get_type_hints
 
 from fcn.errors import UserError
+from fcn.models.decoders import DECODERS as _DECODERS  # registries only: no TensorFlow import
+from fcn.models.encoders import ENCODERS as _ENCODERS
 
 PRECISIONS = ("auto", "float32", "bfloat16", "float16")
-DECODERS = ("reference", "fcn8s")
+ENCODERS = tuple(_ENCODERS)
+DECODERS = tuple(_DECODERS)
+FC6_FORMS = ("auto", "conv", "im2col")
+BEST_METRICS = ("auto", "val_iou", "val_mean_iou")
 NORMALIZATIONS = ("raw", "centered")
 LR_SCHEDULES = ("constant", "cosine")
 # The encoder has stride 32: a side shorter than this leaves layer 7 with nothing in it.
@@ -48,7 +53,22 @@ class Config:
     keep_prob: float = _field(0.5, "dropout keep probability on fc6/fc7 while training")
     # Explicit L2 on the decoder kernels only: the encoder is pretrained (or He-initialised).
     l2_scale: float = _field(1e-3, "L2 weight on decoder kernels, added to the loss (0 = off)")
+    # --- the network: any encoder with any decoder (fcn.models) ---
+    encoder: str = _field("vgg16", "encoder (feature maps at strides 2..32)", ENCODERS)
     decoder: str = _field("reference", "decoder head", DECODERS)
+    # '' keeps the reference behaviour: vgg16 reads --vgg-dir, other encoders start random.
+    weights: str = _field(
+        "", "encoder weights: a SavedModel folder, a Keras .h5 file, or 'random' ('' = default)"
+    )
+    # 0.99 (Keras's layer default) settles the moving statistics within a few hundred steps;
+    # pretrained MobileNetV2 used 0.999, which needs far longer runs than ours.
+    bn_momentum: float = _field(0.99, "batch-norm moving-average momentum")
+    # The TensorFlow segmentation tutorial's pix2pix blocks have dropout off by default.
+    decoder_dropout: float = _field(0.0, "dropout rate in pix2pix/upsample_conv/unet decoders")
+    # 32 (not the lab's 64) halves a small U-Net's cost; the Dice lab trains well at either.
+    unet_filters: int = _field(32, "channels of the U-Net encoder's first stage (doubling)")
+    # fc6 is a 7x7 conv on a tiny map: im2col + one matmul is faster in bf16 on some CPUs.
+    fc6: str = _field("auto", "VGG16 fc6 form: conv, im2col, or auto (bench's choice)", FC6_FORMS)
     # Truncated-normal stddev of the decoder kernels, from the reference system.
     init_stddev: float = _field(0.01, "stddev of the decoder's truncated-normal init")
     # 1 keeps the reference damping of the skips (right for a pretrained VGG's large
@@ -75,7 +95,13 @@ class Config:
     clahe_clip: float = _field(2.0, "CLAHE clip limit")
     clahe_grid: int = _field(8, "CLAHE tile grid size")
     flip_prob: float = _field(0.5, "probability of a horizontal flip of image and label")
-    threshold: float = _field(0.5, "road probability threshold for masks and metrics")
+    threshold: float = _field(
+        0.5, "positive-class probability threshold of binary datasets (masks and metrics)"
+    )
+    # auto: the positive class's IoU for binary datasets, mean IoU for multi-class ones.
+    best_metric: str = _field(
+        "auto", "validation score that picks the best checkpoint", BEST_METRICS
+    )
 
     # --- run management ---
     overlay_every: int = _field(5, "write validation overlays every N epochs (0 = only last)")
@@ -102,6 +128,12 @@ class Config:
             (0 < self.keep_prob <= 1, f"--keep-prob must be in (0, 1], got {self.keep_prob}"),
             (self.l2_scale >= 0, f"--l2-scale must be >= 0, got {self.l2_scale}"),
             (self.skip_gain > 0, f"--skip-gain must be > 0, got {self.skip_gain}"),
+            (0 < self.bn_momentum < 1, f"--bn-momentum must be in (0, 1), got {self.bn_momentum}"),
+            (
+                0 <= self.decoder_dropout < 1,
+                f"--decoder-dropout must be in [0, 1), got {self.decoder_dropout}",
+            ),
+            (self.unet_filters >= 1, f"--unet-filters must be >= 1, got {self.unet_filters}"),
             (self.val_count >= 0, f"--val-count must be >= 0, got {self.val_count}"),
             (0 <= self.clahe_prob <= 1, f"--clahe-prob must be in [0, 1], got {self.clahe_prob}"),
             (0 <= self.flip_prob <= 1, f"--flip-prob must be in [0, 1], got {self.flip_prob}"),
@@ -113,7 +145,10 @@ class Config:
             (self.max_train_images >= 0, "--max-train-images must be >= 0"),
         ]
         for name, choices in (
+            ("encoder", ENCODERS),
             ("decoder", DECODERS),
+            ("fc6", FC6_FORMS),
+            ("best_metric", BEST_METRICS),
             ("normalize", NORMALIZATIONS),
             ("precision", PRECISIONS),
             ("lr_schedule", LR_SCHEDULES),
