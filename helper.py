@@ -9,7 +9,7 @@ import os
 
 import numpy as np
 
-from fcn import data, download, infer, runs
+from fcn import data, download, infer, prediction, runs
 
 
 def maybe_download_pretrained_vgg(data_dir):
@@ -33,24 +33,30 @@ def gen_batch_function(data_folder, image_shape, seed=0):
     def get_batches_fn(batch_size):
         if not cache:
             cache.append(data.load_split(examples, image_shape, spec))
-        yield from data.epoch_batches(cache[0], batch_size, spec.num_classes, rng=rng)
+        for images, labels in data.epoch_batches(cache[0], batch_size, rng=rng):
+            yield images, data.one_hot(labels, spec.num_classes)
 
     return get_batches_fn
 
 
 def gen_test_output(sess, logits, keep_prob, image_pl, data_folder, image_shape):
-    """Yield (file name, green overlay at the original resolution) for data_folder/image_2/*."""
+    """Yield (file name, green overlay at the original resolution) for data_folder/image_2/*.
+
+    The network lives in the caller's graph; resizing, upsampling and the decision are the
+    suite's one prediction path (fcn.prediction), run beside it.
+    """
     spec = data.KITTI_ROAD
-    folder = os.path.join(data_folder, "image_2")
-    for path in data.images_in(folder):
-        example = data.Example(
-            os.path.basename(path), path, "", data.category_of(os.path.basename(path))
-        )
-        original = data.read_image(path)
-        small, _ = data.load_example(example, image_shape, spec)
-        out = sess.run(logits, {keep_prob: 1.0, image_pl: data.to_input(small[None])})
-        probs = infer.softmax(np.reshape(out, (image_shape[0], image_shape[1], -1)))
-        yield example.name, infer.road_overlay(original, probs[..., spec.positive_class])
+    stages = prediction.Stages(image_shape, spec, threshold=0.5)
+    try:
+        for path in data.images_in(os.path.join(data_folder, "image_2")):
+            original = data.read_image(path)
+            x = stages.to_network(original[None])
+            out = sess.run(logits, {keep_prob: 1.0, image_pl: x})
+            out = np.reshape(out, (1, image_shape[0], image_shape[1], -1))
+            _, mask = stages.finish(out, original.shape[:2])
+            yield os.path.basename(path), infer.paint(original, mask[0], spec)
+    finally:
+        stages.close()
 
 
 def save_inference_samples(runs_dir, data_dir, sess, image_shape, logits, keep_prob, input_image):

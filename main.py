@@ -3,21 +3,20 @@
 `python main.py [command] [flags]` (see --help); plain `python main.py` trains on KITTI road.
 """
 
-import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from fcn import tfquiet
 
-import tensorflow.compat.v1 as tf  # noqa: E402
-
-tf.disable_v2_behavior()
-
-from fcn import decoders, losses, train, vgg  # noqa: E402
+# TensorFlow (graph mode, quiet) is imported by the first function that needs it, so
+# `python main.py --help` answers at once.
 
 
 def load_vgg(sess, vgg_path):
     """Load the VGG16 SavedModel; return (image_input, keep_prob, layer3_out, layer4_out,
     layer7_out)."""
+    tfquiet.tensorflow()
+    from fcn import vgg
+
     return vgg.load_vgg(sess, vgg_path)
 
 
@@ -34,6 +33,9 @@ def layers(
     The output matches the input image's exact size: `input_image` (or, when not given, the
     graph's `image_input:0` from load_vgg). Without either, it is 8x layer 3's size.
     """
+    tf = tfquiet.tensorflow()
+    from fcn import decoders, vgg
+
     if input_image is None:
         try:
             input_image = vgg_layer3_out.graph.get_tensor_by_name(vgg.INPUT_NAME + ":0")
@@ -50,6 +52,9 @@ def layers(
 
 def optimize(nn_last_layer, correct_label, learning_rate, num_classes, l2_scale=0.0):
     """(logits (P, num_classes), train_op, cross_entropy_loss); void pixels never count."""
+    tfquiet.tensorflow()
+    from fcn import losses
+
     return losses.optimize(nn_last_layer, correct_label, learning_rate, num_classes, l2_scale)
 
 
@@ -68,6 +73,9 @@ def train_nn(
     learning_rate_value=1e-4,
 ):
     """Train for `epochs` over get_batches_fn(batch_size); prints each epoch's mean loss."""
+    tfquiet.tensorflow()
+    from fcn import train
+
     train.initialize_new_variables(sess)
     for epoch in range(epochs):
         mean = train.run_epoch(

@@ -31,10 +31,9 @@ import time
 
 import cv2
 import numpy as np
-import tensorflow.compat.v1 as tf
 
 from fcn import config as cfg
-from fcn import data, precision, runs, synth, train, vgg
+from fcn import data, runs, synth
 from fcn.augment import Augmenter
 from fcn.errors import UserError
 
@@ -118,6 +117,10 @@ def benchmark(
     log=print,
 ):
     """All figures as a dict with RESULT_KEYS."""
+    import tensorflow.compat.v1 as tf
+
+    from fcn import precision, vgg
+
     if steps < 1 or repeats < 1:
         raise UserError(f"--steps and --repeats must be >= 1, got {steps} and {repeats}")
     if not 0 < width <= 1:
@@ -277,27 +280,33 @@ def _rate(fn, steps, batch_size):
 
 def _handle(sess, array):
     """Keep an array in the session as a tensor handle: feeding it later copies nothing."""
+    import tensorflow.compat.v1 as tf
+
     value = tf.placeholder(tf.as_dtype(array.dtype), array.shape)
     return sess.run(tf.get_session_handle(value), {value: array})
 
 
 def _measure(config, split, spec, steps, repeats, log):
     """Median images/s of our training (end to end and compute only), pipeline and inference."""
+    import tensorflow.compat.v1 as tf
+
+    from fcn import precision, train
+
     b, nc = config.batch_size, spec.num_classes
     augmenter = Augmenter(config.clahe_prob, config.flip_prob, config.seed)
     rng = np.random.default_rng(config.seed)
-    stream = _endless(lambda: data.epoch_batches(split, b, nc, augmenter, rng, config.normalize))
+    stream = _endless(lambda: data.epoch_batches(split, b, augmenter, rng))
     graph = tf.Graph()
     session_config = precision.session_config(config.precision, config.xla)
     with graph.as_default(), tf.Session(config=session_config) as sess:
         m = train.build_model(sess, config, nc)
-        train.initialize_new_variables(sess)
         images, labels = next(stream)
         fixed = {
             m["image_input"]: _handle(sess, images),
-            m["correct_label"]: _handle(sess, labels),
+            m["labels"]: _handle(sess, labels),
             m["keep_prob"]: config.keep_prob,
             m["learning_rate"]: config.learning_rate,
+            m["is_training"]: True,
         }
         infer_feed = {m["image_input"]: images, m["keep_prob"]: 1.0}
 
@@ -314,13 +323,14 @@ def _measure(config, split, spec, steps, repeats, log):
                 m["train_op"],
                 m["loss"],
                 m["image_input"],
-                m["correct_label"],
+                m["labels"],
                 m["keep_prob"],
                 m["learning_rate"],
                 config.keep_prob,
                 config.learning_rate,
                 total=n,
                 desc="bench train",
+                extra_feed={m["is_training"]: True},
             )
 
         def pipeline(n):
@@ -353,6 +363,10 @@ def _measure(config, split, spec, steps, repeats, log):
 
 def _measure_naive(config, examples, spec, steps, repeats, log):
     """Median training images/s of the Udacity-style loop in a plain float32 session."""
+    import tensorflow.compat.v1 as tf
+
+    from fcn import train
+
     b = config.batch_size
     rng = np.random.default_rng(config.seed)
     stream = _endless(lambda: naive_batches(examples, config.image_shape, b, rng))
@@ -361,7 +375,6 @@ def _measure_naive(config, examples, spec, steps, repeats, log):
         m = train.build_model(
             sess, config.replace(precision="float32", xla=False), spec.num_classes
         )
-        train.initialize_new_variables(sess)
 
         def naive(n):
             for images, labels in itertools.islice(stream, n):
@@ -369,7 +382,9 @@ def _measure_naive(config, examples, spec, steps, repeats, log):
                     [m["train_op"], m["loss"]],
                     {
                         m["image_input"]: images,
-                        m["correct_label"]: labels,
+                        # Its one-hot labels as the graph's class ids (road = column 1).
+                        m["labels"]: labels[..., 1].astype(np.uint8),
+                        m["is_training"]: True,
                         m["keep_prob"]: config.keep_prob,
                         m["learning_rate"]: config.learning_rate,
                     },

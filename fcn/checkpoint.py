@@ -24,20 +24,20 @@ import threading
 
 import tensorflow.compat.v1 as tf
 
-from fcn import runs
+from fcn import names, runs
 from fcn.config import Config
 from fcn.errors import UserError
 
-STATE_FILE = "state.json"
-SPLIT_FILE = "split.json"
-LATEST_DIR = "checkpoints"
-BEST_DIR = "best"
-LOG_FILE = "log.jsonl"
+STATE_FILE = names.STATE_FILE
+SPLIT_FILE = names.SPLIT_FILE
+LATEST_DIR = names.LATEST_DIR
+BEST_DIR = names.BEST_DIR
+LOG_FILE = names.LOG_FILE
 _PREFIX = "model"
 _TF_INDEX = "checkpoint"  # the file tf.train.latest_checkpoint reads
 # Flags that may differ from the saved config on --resume: raising --epochs trains longer, and
 # folders may move (the split's image names and the checkpoint's shapes are checked instead).
-RESUMABLE_CHANGES = ("epochs", "data_dir", "vgg_dir", "runs_dir")
+RESUMABLE_CHANGES = ("epochs", "data_dir", "vgg_dir", "weights", "runs_dir")
 
 
 def resume_hint(run_dir):
@@ -122,9 +122,11 @@ class Checkpoints:
         self.keep = keep
         self.variables = tf.global_variables()
         self.saver = tf.train.Saver(self.variables, max_to_keep=None)
-        # The best checkpoint serves inference and export only: the weights and the step, not
-        # Adam's two slots per weight, which would triple it (~1.6 GB -> ~0.54 GB on VGG16).
-        weights = tf.trainable_variables() + [tf.train.get_or_create_global_step()]
+        # The best checkpoint serves inference and export only: the network's variables (weights
+        # and batch-norm statistics) and the step, not Adam's two slots per weight, which would
+        # triple it (~1.6 GB -> ~0.54 GB on VGG16).
+        network = tf.get_collection(tf.GraphKeys.MODEL_VARIABLES) or tf.trainable_variables()
+        weights = network + [tf.train.get_or_create_global_step()]
         self.best_saver = tf.train.Saver(weights, max_to_keep=None)
         state = state or {}
         self.kept = list(state.get("kept", []))

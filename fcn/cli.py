@@ -5,12 +5,13 @@ Config dataclass, so a new config field is a new flag everywhere it applies.
 """
 
 import argparse
+import importlib
 import os
 import sys
 import time
 
-from fcn import bench, evaluate, export, predict
 from fcn import config as cfg
+from fcn import tfquiet
 from fcn.errors import UserError
 
 DEMO_DATA = "./data/synthetic"
@@ -153,27 +154,46 @@ def _run_vgg(args):
     return 0
 
 
+# name -> (help, add_arguments, run). Modules named by string are imported only when the parser
+# is built; none of them imports TensorFlow at import time, so every --help answers quickly.
 COMMANDS = {
-    "train": ("train FCN-8 (the default command)", _train_args, _run_train),
+    "train": ("train a segmentation network (the default command)", _train_args, _run_train),
     "demo": ("offline end-to-end demo on synthetic data with a random VGG", _demo_args, _run_demo),
     "synth": ("write a synthetic KITTI-layout dataset", _synth_args, _run_synth),
     "vgg": ("build a VGG16 SavedModel (random or Keras ImageNet weights)", _vgg_args, _run_vgg),
-    "evaluate": (evaluate.HELP, evaluate.add_arguments, evaluate.run),
-    "bench": (bench.HELP, bench.add_arguments, bench.run),
-    "infer": (predict.HELP, predict.add_arguments, predict.run),
-    "export": (export.HELP, export.add_arguments, export.run),
+    "evaluate": ("score a run: KITTI devkit and per-class metrics, error analysis", "fcn.evaluate"),
+    "bench": ("measure training, pipeline and inference throughput", "fcn.bench"),
+    "infer": ("segment images, folders, globs and videos with a run or an export", "fcn.predict"),
+    "export": ("export a run as a self-contained SavedModel (+ frozen graph, ONNX)", "fcn.export"),
 }
 
 
-def build_parser():
+def _command(name):
+    """(help, add_arguments, run); a module named by string is imported here, on demand."""
+    entry = COMMANDS[name]
+    if isinstance(entry[1], str):
+        module = importlib.import_module(entry[1])
+        return entry[0], module.add_arguments, module.run
+    return entry
+
+
+def build_parser(only=None):
+    """The parser; with `only`, just that command's flags are added (the others' modules are
+    not imported, which keeps `--help` and start-up quick)."""
     parser = argparse.ArgumentParser(
         prog="main.py",
-        description="FCN-8 road segmentation on VGG16 (KITTI road). Plain `python main.py` trains.",
+        description="Semantic segmentation (FCN-8 on VGG16 for KITTI road, and other encoders, "
+        "decoders and datasets). Plain `python main.py` trains.",
     )
     sub = parser.add_subparsers(dest="command", metavar="command")
-    for name, (help_text, add_args, _) in COMMANDS.items():
+    for name in COMMANDS:
+        help_text = COMMANDS[name][0]
         p = sub.add_parser(name, help=help_text, description=help_text)
-        add_args(p)
+        if only is None or name == only:
+            p.add_argument(
+                "--verbose", action="store_true", help="show TensorFlow's own log and warnings"
+            )
+            _command(name)[1](p)
     return parser
 
 
@@ -182,9 +202,11 @@ def main(argv=None):
     # No command (or only flags) means `train`, as in the reference project.
     if not argv or (argv[0] not in COMMANDS and argv[0] not in ("-h", "--help")):
         argv = ["train"] + argv
-    args = build_parser().parse_args(argv)
+    args = build_parser(only=argv[0] if argv[0] in COMMANDS else None).parse_args(argv)
+    tfquiet.set_verbose(args.verbose)
     try:
-        return COMMANDS[args.command][2](args)
+        tfquiet.tensorflow()
+        return _command(args.command)[2](args)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return e.exit_code

@@ -60,6 +60,9 @@ class Config:
     weights: str = _field(
         "", "encoder weights: a SavedModel folder, a Keras .h5 file, or 'random' ('' = default)"
     )
+    # Channel multiplier of the encoder: tests build VGG16 at 1/16 (same structure, tiny). A
+    # vgg16 SavedModel or .h5 of another width sets it from its weights' shapes.
+    width: float = _field(1.0, "encoder channel multiplier (1 = the published network)")
     # 0.99 (Keras's layer default) settles the moving statistics within a few hundred steps;
     # pretrained MobileNetV2 used 0.999, which needs far longer runs than ours.
     bn_momentum: float = _field(0.99, "batch-norm moving-average momentum")
@@ -133,6 +136,7 @@ class Config:
                 0 <= self.decoder_dropout < 1,
                 f"--decoder-dropout must be in [0, 1), got {self.decoder_dropout}",
             ),
+            (0 < self.width <= 1, f"--width must be in (0, 1], got {self.width}"),
             (self.unet_filters >= 1, f"--unet-filters must be >= 1, got {self.unet_filters}"),
             (self.val_count >= 0, f"--val-count must be >= 0, got {self.val_count}"),
             (0 <= self.clahe_prob <= 1, f"--clahe-prob must be in [0, 1], got {self.clahe_prob}"),

@@ -29,33 +29,57 @@ _MORE_BAD_NAMES = 3
 
 @dataclasses.dataclass(frozen=True)
 class DatasetSpec:
+    """A dataset described as data: what its classes are, how its labels are stored, what task
+    it poses and how it is scored. Training, validation, evaluation, inference, export and the
+    overlays read these fields; none of them names a dataset or a class."""
+
     name: str
     class_names: tuple  # index -> name
-    colors: tuple  # ((R, G, B), class index or IGNORE_LABEL) pairs of the label PNGs
+    # 'binary': the positive class's probability is thresholded (--threshold); 'multiclass':
+    # the argmax decides.
+    task: str
+    positive_class: int  # binary: the class overlays paint and binary scores are about
+    palette: tuple  # index -> overlay RGB, or None for a class that overlays leave unpainted
+    label_format: str  # 'color': label images colour-coded by `colors`
+    colors: tuple  # ((R, G, B), class index or ignore_label) pairs of the label images
+    ignore_label: int  # label value left out of losses and metrics
+    # How the validation split is stratified: 'prefix' = the image stem's part before the first
+    # '_' (KITTI's um/umm/uu), '' = not stratified.
+    stratify: str
+    benchmark: str  # 'kitti_road' adds the KITTI devkit's scores in evaluate; '' none
     root: str  # folder under --data-dir
     train_images: str  # relative to root
     train_labels: str
     test_images: str
     # '{cat}_{id}' image stem -> label stem; KITTI ships lane labels beside road ones.
     label_stem: str
-    positive_class: int  # the class overlays paint and binary metrics score ("road")
 
     @property
     def num_classes(self):
         return len(self.class_names)
 
+    @property
+    def positive_name(self):
+        return self.class_names[self.positive_class]
+
 
 KITTI_ROAD = DatasetSpec(
     name="kitti_road",
     class_names=("not_road", "road"),
+    task="binary",
+    positive_class=1,
+    palette=(None, (0, 255, 0)),  # the reference's green road overlay
+    label_format="color",
     # magenta = road, red = not road, black = void (outside the evaluated area).
     colors=(((255, 0, 255), 1), ((255, 0, 0), 0), ((0, 0, 0), IGNORE_LABEL)),
+    ignore_label=IGNORE_LABEL,
+    stratify="prefix",
+    benchmark="kitti_road",
     root="data_road",
     train_images="training/image_2",
     train_labels="training/gt_image_2",
     test_images="testing/image_2",
     label_stem="{cat}_road_{id}",
-    positive_class=1,
 )
 
 DATASETS = {KITTI_ROAD.name: KITTI_ROAD}
@@ -108,6 +132,7 @@ def pair_folder(image_dir, label_dir, spec=KITTI_ROAD):
         stem = os.path.splitext(os.path.basename(path))[0]
         cat, _, ident = stem.partition("_")
         label_stem = spec.label_stem.format(cat=cat, id=ident)
+        cat = cat if spec.stratify == "prefix" else ""
         if label_stem not in labels:
             unlabeled.append(os.path.basename(path))
             continue
@@ -300,7 +325,10 @@ def load_split(examples, image_shape, spec=KITTI_ROAD, clahe=None, threads=None)
 
 
 def one_hot(labels, num_classes):
-    """(B, h, w) indices -> (B, h, w, C) float32; void pixels (255) become all-zero rows."""
+    """(B, h, w) indices -> (B, h, w, C) float32; void pixels (255) become all-zero rows.
+
+    Only the Udacity interface (helper.gen_batch_function, main.optimize) uses one-hot labels.
+    """
     eye = np.concatenate(
         [np.eye(num_classes, dtype=np.float32), np.zeros((1, num_classes), np.float32)]
     )
@@ -308,14 +336,14 @@ def one_hot(labels, num_classes):
     return eye[idx]
 
 
-def to_input(images, normalize="raw"):
-    """uint8 (B, h, w, 3) -> float32 network input: raw 0..255, or x/255 - 0.5."""
-    x = images.astype(np.float32)
-    return x / 255.0 - 0.5 if normalize == "centered" else x
+def to_input(images):
+    """uint8 (B, h, w, 3) -> the float32 raw 0..255 network input (normalising is in-graph)."""
+    return images.astype(np.float32)
 
 
-def epoch_batches(split, batch_size, num_classes, augmenter=None, rng=None, normalize="raw"):
-    """Yield (images float32 (B, h, w, 3), labels one-hot (B, h, w, C)) over a shuffled epoch."""
+def epoch_batches(split, batch_size, augmenter=None, rng=None):
+    """Yield (images float32 (B, h, w, 3) raw 0..255, labels uint8 (B, h, w) class ids with
+    IGNORE_LABEL) over a shuffled epoch."""
     n = len(split.images)
     order = rng.permutation(n) if rng is not None else np.arange(n)
     for start in range(0, n, batch_size):
@@ -328,7 +356,7 @@ def epoch_batches(split, batch_size, num_classes, augmenter=None, rng=None, norm
                 image, label = augmenter(image, label, eq)
             images.append(image)
             labels.append(label)
-        yield to_input(np.stack(images), normalize), one_hot(np.stack(labels), num_classes)
+        yield to_input(np.stack(images)), np.stack(labels)
 
 
 def prefetch(iterable, depth=2):

@@ -154,12 +154,14 @@ class _DatasetScores:
     def add(self, category, road_prob, pred, label, gt_rgb):
         """road_prob (H, W) in [0, 1]; pred, label (H, W) classes; gt_rgb the KITTI gt image."""
         self.confusion.update(pred, label)
+        self.counts[category] = self.counts.get(category, 0) + 1
+        if self.spec.benchmark != "kitti_road":
+            return
         gt_road, gt_valid = metrics.kitti_gt_from_rgb(gt_rgb)
         group = f"{category}_road"
         # Categories outside um/umm/uu (another dataset's names) still count in urban_road.
         for name in (group, "urban_road") if group in self.kitti else ("urban_road",):
             self.kitti[name].update(road_prob, gt_road, gt_valid)
-        self.counts[category] = self.counts.get(category, 0) + 1
 
     def result(self):
         """{"kitti": {group: scores, all groups always present}, "classes", "mean_iou",
@@ -226,18 +228,10 @@ def _select(examples, split_names, split, run_dir, data_dir):
     return [by_name[n] for n in names]
 
 
-def _predict_originals(model, originals):
-    """Class probabilities of each image at its own size: list of (H, W, C) float32.
-
-    Images are resized to the network input like in training (INTER_AREA), predicted, and the
-    probabilities upsampled bilinearly to each original size.
-    """
-    h, w = model.config.image_shape
-    small = np.stack([cv2.resize(im, (w, h), interpolation=cv2.INTER_AREA) for im in originals])
-    probs = model.predict(small)
-    return [
-        infer.to_original_size(p, *im.shape[:2]) for p, im in zip(probs, originals, strict=True)
-    ]
+def _predict_originals(model, originals, threshold):
+    """[(probs (H, W, C), mask (H, W))] of each image at its own size, through the one
+    prediction path (fcn.prediction: resized as in training, upsampled back, decided)."""
+    return model.predict(originals, threshold, BATCH_SIZE)
 
 
 def _batches(examples, size=BATCH_SIZE):
@@ -318,8 +312,8 @@ def evaluate_run(
     with predict.open_model(run_dir, "float32", checkpoint) as restored:
         log(f"evaluating {restored.source} on {len(examples)} image(s) of {data_dir} ({split})")
         for chunk, originals in _batches(examples):
-            for ex, image, probs in zip(
-                chunk, originals, _predict_originals(restored, originals), strict=True
+            for ex, image, (probs, pred) in zip(
+                chunk, originals, _predict_originals(restored, originals, threshold), strict=True
             ):
                 gt_rgb = data.read_image(ex.label_path, warn=None)
                 if gt_rgb.shape[:2] != image.shape[:2]:
@@ -329,7 +323,6 @@ def evaluate_run(
                         "must match"
                     )
                 label = data.decode_label(gt_rgb, spec, ex.label_path)
-                pred = class_prediction(probs, spec, threshold)
                 road_prob = probs[..., spec.positive_class]
                 scores.add(ex.category, road_prob, pred, label, gt_rgb)
                 truth, road_pred = road_label(label, spec), pred == spec.positive_class
@@ -379,7 +372,8 @@ def write_submission(restored, test_examples, run_dir, spec, calibs=None):
     folder = os.path.join(run_dir, SUBMISSION_DIR)
     count = 0
     for chunk, originals in _batches(test_examples):
-        for ex, probs in zip(chunk, _predict_originals(restored, originals), strict=True):
+        predicted = _predict_originals(restored, originals, None)
+        for ex, (probs, _) in zip(chunk, predicted, strict=True):
             cat, _, ident = ex.name.partition("_")
             name = spec.label_stem.format(cat=cat, id=ident) + ".png"
             # The devkit reads maps as 8-bit (cv2.imread(path, 0)); quantise once, here.

@@ -4,10 +4,13 @@ OUT/ holds
     saved_model.pb    SavedModel, tag 'serve', signature 'serving_default' (TF Serving, or
                       `tf.saved_model.load(OUT).signatures['serving_default'](images=...)`):
                       images uint8 (N, H, W, 3) RGB of any H, W ->
-                      road_prob float32 (N, H, W), mask uint8 (N, H, W) class indices.
-                      Scaling, resizing to the training size, softmax and resizing back are in
-                      the graph; the weights are constants (variables/ is empty). For TF
-                      Serving, use OUT as a version folder: models/<name>/1/.
+                      probs float32 (N, H, W, C), mask uint8 (N, H, W) class ids, and for
+                      binary datasets <positive class>_prob (N, H, W), e.g. road_prob.
+                      It is the training graph's own prediction path (fcn.prediction: INTER_AREA
+                      resize, normalise, network, bilinear upsampling, decision) frozen, so a
+                      served model sees the pixels it was trained on; the weights are constants
+                      (variables/ is empty). For TF Serving, use OUT as a version folder:
+                      models/<name>/1/.
     frozen_graph.pb   the same graph as one GraphDef, for tools that want one
     model.onnx        (--onnx) the frozen graph through tf2onnx, checked with onnxruntime
     export.json       what `infer --run OUT` and other tools need: tensor names, the run's
@@ -26,19 +29,15 @@ import time
 
 import numpy as np
 
-from fcn import runs
+from fcn import names, runs
 from fcn.errors import UserError
 
 HELP = "export a run as a self-contained SavedModel (+ frozen GraphDef, optional ONNX)"
 
-# Graph interface of the export; the training graph's names live in fcn.restore.
-INPUT_NAME = "images"
-ROAD_PROB_NAME = "road_prob"
-MASK_NAME = "mask"
-# The trained graph is imported under this scope; its softmax at the network size is
-# SCOPE/probs:0, which `infer` reads so that run and export give the same pixels.
-SCOPE = "fcn"
-NETWORK_PROBS_NAME = SCOPE + "/probs"  # fcn.restore.PROBS_TENSOR, imported under SCOPE
+# Graph interface of the export: the training graph's prediction path (fcn.prediction), frozen.
+INPUT_NAME = names.IMAGES
+PROBS_NAME = "probs"  # signature output: float32 (N, H, W, C), the graph's probs_full
+MASK_NAME = names.MASK
 SIGNATURE_KEY = "serving_default"
 SERVE_TAG = "serve"
 
@@ -46,10 +45,10 @@ METADATA_FILE = "export.json"
 FROZEN_GRAPH_FILE = "frozen_graph.pb"
 ONNX_FILE = "model.onnx"
 FORMAT = "fcn-export"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 ONNX_OPSET = 17
-ONNX_TOLERANCE = 1e-4  # max abs difference of road_prob, onnxruntime vs TensorFlow
+ONNX_TOLERANCE = 1e-4  # max abs difference of probabilities, onnxruntime vs TensorFlow
 # The ONNX check batch: an odd size, so that both resizes in the graph do real work.
 _CHECK_SHAPE = (2, 75, 250, 3)
 
@@ -80,62 +79,41 @@ def read_metadata(path):
 # --------------------------------------------------------------------------------------------
 
 
+def output_names(spec):
+    """Graph outputs an export keeps: full-size probabilities and mask, the network-size
+    softmax, and for binary datasets the positive class's probability ('road_prob')."""
+    outputs = [names.PROBS_FULL, names.MASK, names.PROBS]
+    if spec.task == "binary":
+        outputs.append(names.positive_prob_name(spec.positive_name))
+    return outputs
+
+
 def freeze(restored):
-    """The restored training graph cut down to its softmax, variables folded into constants."""
+    """The restored training graph cut down to its prediction path, variables folded into
+    constants (batch-norm statistics included)."""
     import tensorflow.compat.v1 as tf
 
-    from fcn import restore
-
-    output = restore.PROBS_TENSOR.split(":")[0]
     graph_def = restored.sess.graph.as_graph_def()
-    return tf.graph_util.convert_variables_to_constants(restored.sess, graph_def, [output])
-
-
-def build_serving_graph(frozen, image_shape, normalize, num_classes, positive_class, threshold):
-    """Add the inference graph to the default graph; returns its named tensors.
-
-    frozen: GraphDef of the training graph (fcn.restore tensor names), weights as constants.
-    Returns dict(images (N, H, W, 3) uint8, road_prob (N, H, W) float32, mask (N, H, W) uint8,
-    probs (N, h, w, C) float32 at the network size image_shape = (h, w)).
-    """
-    import tensorflow.compat.v1 as tf
-
-    from fcn import restore
-
-    images = tf.placeholder(tf.uint8, [None, None, None, 3], name=INPUT_NAME)
-    size = tf.shape(images)[1:3]
-    # Half-pixel bilinear is cv2.INTER_LINEAR's geometry; at the same size it is the identity.
-    x = tf.image.resize_bilinear(tf.cast(images, tf.float32), image_shape, half_pixel_centers=True)
-    if normalize == "centered":  # as fcn.data.to_input
-        x = x / 255.0 - 0.5
-    (probs,) = tf.import_graph_def(
-        frozen,
-        input_map={restore.INPUT_TENSOR: x, restore.KEEP_PROB_TENSOR: tf.constant(1.0)},
-        return_elements=[restore.PROBS_TENSOR],
-        name=SCOPE,
+    return tf.graph_util.convert_variables_to_constants(
+        restored.sess, graph_def, output_names(restored.spec)
     )
-    probs.set_shape([None, image_shape[0], image_shape[1], num_classes])
-    full = tf.image.resize_bilinear(probs, size, half_pixel_centers=True)  # (N, H, W, C)
-    road_prob = tf.identity(full[..., positive_class], name=ROAD_PROB_NAME)
-    # As fcn.evaluate.class_prediction: a binary model is thresholded, more classes take argmax.
-    if num_classes == 2:
-        classes = tf.where_v2(road_prob >= threshold, positive_class, 1 - positive_class)
-    else:
-        classes = tf.argmax(full, axis=-1)
-    mask = tf.cast(classes, tf.uint8, name=MASK_NAME)
-    return dict(images=images, road_prob=road_prob, mask=mask, probs=probs)
 
 
-def _save_saved_model(sess, folder, tensors):
+def _save_saved_model(sess, folder, spec):
     import tensorflow.compat.v1 as tf
 
+    get = sess.graph.get_tensor_by_name
     util = tf.saved_model.utils
+    outputs = {
+        PROBS_NAME: get(names.tensor(names.PROBS_FULL)),
+        MASK_NAME: get(names.tensor(names.MASK)),
+    }
+    if spec.task == "binary":
+        name = names.positive_prob_name(spec.positive_name)
+        outputs[name] = get(names.tensor(name))
     signature = tf.saved_model.signature_def_utils.build_signature_def(
-        inputs={INPUT_NAME: util.build_tensor_info(tensors["images"])},
-        outputs={
-            ROAD_PROB_NAME: util.build_tensor_info(tensors["road_prob"]),
-            MASK_NAME: util.build_tensor_info(tensors["mask"]),
-        },
+        inputs={INPUT_NAME: util.build_tensor_info(get(names.tensor(INPUT_NAME)))},
+        outputs={k: util.build_tensor_info(v) for k, v in outputs.items()},
         method_name=tf.saved_model.signature_constants.PREDICT_METHOD_NAME,
     )
     builder = tf.saved_model.Builder(folder)
@@ -143,13 +121,7 @@ def _save_saved_model(sess, folder, tensors):
         sess, [SERVE_TAG], signature_def_map={SIGNATURE_KEY: signature}, strip_default_attrs=True
     )
     builder.save()
-
-
-def _frozen_serving_graph(graph):
-    import tensorflow.compat.v1 as tf
-
-    outputs = [ROAD_PROB_NAME, MASK_NAME, NETWORK_PROBS_NAME]
-    return tf.graph_util.extract_sub_graph(graph.as_graph_def(), outputs)
+    return outputs
 
 
 # --------------------------------------------------------------------------------------------
@@ -177,7 +149,9 @@ def to_onnx(graph_def, path):
     from tf2onnx import tf_loader, tfonnx
 
     inputs = [tensor_name(INPUT_NAME)]
-    outputs = [tensor_name(ROAD_PROB_NAME), tensor_name(MASK_NAME)]
+    outputs = [tensor_name(names.PROBS_FULL), tensor_name(MASK_NAME)]
+    # ONNX has no optional inputs: the threshold becomes the run's constant.
+    graph_def = _defaults_fixed(graph_def, (names.THRESHOLD,))
     try:
         # Grappler's folding first, as tf2onnx.convert does; then op-by-op conversion. tf2onnx's
         # own ONNX rewrites are left out: on VGG16's 540 MB of weights they need > 18 GB of RAM,
@@ -188,7 +162,7 @@ def to_onnx(graph_def, path):
             onnx_graph = tfonnx.process_tf_graph(
                 graph, opset=ONNX_OPSET, input_names=inputs, output_names=outputs
             )
-        model = onnx_graph.make_model("FCN-8 road segmentation")
+        model = onnx_graph.make_model("semantic segmentation")
     except Exception as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise UserError(
@@ -198,11 +172,28 @@ def to_onnx(graph_def, path):
 
 
 def onnx_max_difference(path, images, reference):
-    """Max abs difference of road_prob, onnxruntime on uint8 `images` vs TF's `reference`."""
+    """Max abs difference of the probabilities, onnxruntime on uint8 `images` vs TF's
+    `reference` (N, H, W, C)."""
     _, onnxruntime = onnx_modules()
     ort = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
-    (road_prob,) = ort.run([tensor_name(ROAD_PROB_NAME)], {tensor_name(INPUT_NAME): images})
-    return float(np.abs(road_prob - reference).max())
+    (probs,) = ort.run([tensor_name(names.PROBS_FULL)], {tensor_name(INPUT_NAME): images})
+    return float(np.abs(probs - reference).max())
+
+
+def _defaults_fixed(graph_def, keep_names):
+    """A copy of graph_def where the named PlaceholderWithDefault nodes are Identity of their
+    default: what is fixed at serving time (training flag, dropout, ...) folds away."""
+    from tensorflow.core.framework import graph_pb2
+
+    out = graph_pb2.GraphDef()
+    out.CopyFrom(graph_def)
+    for node in out.node:
+        if node.op == "PlaceholderWithDefault" and node.name in keep_names:
+            node.op = "Identity"
+            dtype = node.attr["dtype"].type
+            node.attr.clear()
+            node.attr["T"].type = dtype
+    return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -224,27 +215,35 @@ def _make_readable(folder):
 
 
 def _metadata(run_dir, checkpoint, config, spec, onnx_diff):
+    described = {
+        PROBS_NAME: f"float32 (N, H, W, {spec.num_classes}) class probabilities at the input size",
+        MASK_NAME: "uint8 (N, H, W) class id at the input size",
+    }
+    if spec.task == "binary":
+        described[names.positive_prob_name(spec.positive_name)] = (
+            f"float32 (N, H, W) {spec.positive_name} probability at the input size"
+        )
     return {
         "format": FORMAT,
         "version": FORMAT_VERSION,
         "run": os.path.abspath(run_dir),
         "checkpoint": os.path.basename(checkpoint),
         "config": json.loads(config.to_json()),
+        "dataset": spec.name,
+        "task": spec.task,
         "class_names": list(spec.class_names),
         "positive_class": spec.positive_class,
         "image_shape": list(config.image_shape),
         "threshold": config.threshold,
         "saved_model": {"tag": SERVE_TAG, "signature": SIGNATURE_KEY},
         "inputs": {INPUT_NAME: "uint8 (N, H, W, 3) RGB, any H, W"},
-        "outputs": {
-            ROAD_PROB_NAME: "float32 (N, H, W) road probability at the input size",
-            MASK_NAME: "uint8 (N, H, W) class index at the input size",
-        },
+        "outputs": described,
+        # Graph tensors of the prediction path, for `infer --run EXPORT` (fcn.prediction).
         "tensors": {
-            "input": tensor_name(INPUT_NAME),
-            "road_prob": tensor_name(ROAD_PROB_NAME),
-            "mask": tensor_name(MASK_NAME),
-            "network_probs": tensor_name(NETWORK_PROBS_NAME),
+            "images": tensor_name(names.IMAGES),
+            "probs_full": tensor_name(names.PROBS_FULL),
+            "mask": tensor_name(names.MASK),
+            "threshold": tensor_name(names.THRESHOLD),
         },
         "frozen_graph": FROZEN_GRAPH_FILE,
         "onnx": None
@@ -253,27 +252,27 @@ def _metadata(run_dir, checkpoint, config, spec, onnx_diff):
     }
 
 
-def _write_tensorflow(frozen, config, spec, folder, sample):
-    """SavedModel and frozen graph into `folder`; returns (serving GraphDef, road_prob of
+# Fixed at serving time: the network input comes from the resize, no training, no dropout.
+_SERVING_FIXED = (names.IMAGE_INPUT, names.IS_TRAINING, names.KEEP_PROB)
+
+
+def _write_tensorflow(frozen, spec, folder, sample):
+    """SavedModel and frozen graph into `folder`; returns (serving GraphDef, probs_full of
     `sample`, the reference for the ONNX check)."""
     import tensorflow.compat.v1 as tf
 
+    serving_def = _defaults_fixed(frozen, _SERVING_FIXED)
     graph = tf.Graph()
     with graph.as_default(), tf.Session(graph=graph) as sess:
-        tensors = build_serving_graph(
-            frozen,
-            config.image_shape,
-            config.normalize,
-            spec.num_classes,
-            spec.positive_class,
-            config.threshold,
-        )
-        _save_saved_model(sess, folder, tensors)
-        serving_def = _frozen_serving_graph(graph)
+        tf.import_graph_def(serving_def, name="")
+        _save_saved_model(sess, folder, spec)
         runs.atomic_write_bytes(
             os.path.join(folder, FROZEN_GRAPH_FILE), serving_def.SerializeToString()
         )
-        reference = sess.run(tensors["road_prob"], {tensors["images"]: sample})
+        get = graph.get_tensor_by_name
+        reference = sess.run(
+            get(tensor_name(names.PROBS_FULL)), {get(tensor_name(INPUT_NAME)): sample}
+        )
     return serving_def, reference
 
 
@@ -293,7 +292,7 @@ def export(run_dir, out_dir, onnx=False, which="best", log=print):
     staging = tempfile.mkdtemp(prefix=f".{os.path.basename(os.path.abspath(out_dir))}.", dir=parent)
     sample = np.random.default_rng(0).integers(0, 256, _CHECK_SHAPE, dtype=np.uint8)
     try:
-        serving_def, reference = _write_tensorflow(frozen, config, spec, staging, sample)
+        serving_def, reference = _write_tensorflow(frozen, spec, staging, sample)
         del frozen  # free this copy of the weights before tf2onnx makes its own
         gc.collect()
         onnx_diff = None
@@ -305,7 +304,7 @@ def export(run_dir, out_dir, onnx=False, which="best", log=print):
             if not onnx_diff < ONNX_TOLERANCE:
                 raise UserError(
                     f"the ONNX model differs from TensorFlow by {onnx_diff:.2e} "
-                    f"(> {ONNX_TOLERANCE:g}) in road probability; export without --onnx"
+                    f"(> {ONNX_TOLERANCE:g}) in probability; export without --onnx"
                 )
         meta = _metadata(run_dir, checkpoint, config, spec, onnx_diff if onnx else None)
         runs.write_json(os.path.join(staging, METADATA_FILE), meta)
@@ -323,7 +322,8 @@ def export(run_dir, out_dir, onnx=False, which="best", log=print):
     onnx_note = f", ONNX (max abs diff {onnx_diff:.1e} vs TF)" if onnx else ""
     log(
         f"exported {checkpoint} to {out_dir} in {time.time() - t0:.1f}s: SavedModel "
-        f"'{SIGNATURE_KEY}' (images uint8 NxHxWx3 -> road_prob, mask), {FROZEN_GRAPH_FILE}"
+        f"'{SIGNATURE_KEY}' (images uint8 NxHxWx3 -> {', '.join(meta['outputs'])}), "
+        f"{FROZEN_GRAPH_FILE}"
         f"{onnx_note}"
     )
     return meta

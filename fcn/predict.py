@@ -22,12 +22,11 @@ import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-import cv2
 import numpy as np
 from tqdm import tqdm
 
 from fcn import config as cfg
-from fcn import data, evaluate, infer, metrics, runs
+from fcn import data, infer, metrics, runs
 from fcn import export as export_mod
 from fcn.errors import UserError
 
@@ -61,9 +60,15 @@ CRF_BILATERAL = dict(sxy=80, srgb=13, compat=10)
 class Model:
     config: cfg.Config
     spec: data.DatasetSpec
-    predict: object  # uint8 (B, h, w, 3) at config.image_shape -> probs (B, h, w, C) float32
     sess: object
+    tensors: dict  # images, probs_full, mask, threshold: the prediction path (fcn.prediction)
     source: str  # what was loaded, for the log
+
+    def predict(self, images, threshold=None, batch_size=DEFAULT_BATCH_SIZE):
+        """RGB uint8 images of any sizes -> [(probs_full (H, W, C), mask (H, W))]."""
+        from fcn import prediction
+
+        return prediction.predict_arrays(self.sess, self.tensors, images, batch_size, threshold)
 
     def close(self):
         self.sess.close()
@@ -76,7 +81,8 @@ class Model:
 
 
 def open_model(path, precision_name="auto", which="best"):
-    """A training run (its `which` checkpoint) or an export folder, ready to predict."""
+    """A training run (its `which` checkpoint) or an export folder, ready to predict: both
+    hold the same prediction path, so they give the same pixels."""
     from fcn import precision
 
     prec = precision.resolve(precision_name)
@@ -85,13 +91,8 @@ def open_model(path, precision_name="auto", which="best"):
     from fcn import restore
 
     r = restore.open_run(path, which=which, precision_name=prec)
-
-    def predict(images):
-        return infer.predict_probs(
-            r.sess, r.probs, r.image_input, r.keep_prob, images, r.config.normalize
-        )
-
-    return Model(r.config, r.spec, predict, r.sess, r.checkpoint)
+    tensors = dict(images=r.images, probs_full=r.probs_full, mask=r.mask, threshold=r.threshold)
+    return Model(r.config, r.spec, r.sess, tensors, r.checkpoint)
 
 
 def _open_export(path, prec):
@@ -107,23 +108,12 @@ def _open_export(path, prec):
     try:
         with graph.as_default():
             tf.saved_model.loader.load(sess, [export_mod.SERVE_TAG], path)
-            images = graph.get_tensor_by_name(meta["tensors"]["input"])
-            probs = graph.get_tensor_by_name(meta["tensors"]["network_probs"])
+            tensors = {k: graph.get_tensor_by_name(v) for k, v in meta["tensors"].items()}
     except (KeyError, ValueError, OSError, tf.errors.OpError) as e:
         sess.close()
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise UserError(f"cannot load the export {path}: {first[:200]}; re-export it") from None
-    # The export scales and resizes in its graph; fed at the network size its resize is the
-    # identity, so a run and its export give the same pixels.
-    return Model(config, spec, lambda batch: sess.run(probs, {images: batch}), sess, path)
-
-
-def to_network(image, image_shape):
-    """Resize an RGB image to the network's (h, w) as training does (area averaging)."""
-    h, w = image_shape
-    if image.shape[:2] == (h, w):
-        return image
-    return cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA)
+    return Model(config, spec, sess, tensors, path)
 
 
 # --------------------------------------------------------------------------------------------
@@ -268,17 +258,17 @@ def crf_refine(image, probs, iterations=CRF_ITERATIONS):
     return q.reshape(c, h, w).transpose(1, 2, 0)
 
 
-def postprocess(image, probs, spec, threshold, alpha, crf=False):
-    """Network-size probs (h, w, C) -> (overlay RGB, road prob (H, W), mask (H, W)) at the
-    image's own size."""
-    full = infer.to_original_size(probs, *image.shape[:2])
-    if full.ndim == 2:  # cv2 drops a single channel
-        full = full[..., None]
+def postprocess(image, probs, mask, spec, threshold, alpha, crf=False):
+    """The prediction path's full-size probs (H, W, C) and mask (H, W) -> (overlay RGB,
+    positive-class probability (H, W), mask (H, W)); --crf refines the probabilities first and
+    decides again."""
     if crf:
-        full = crf_refine(image, full)
-    mask = evaluate.class_prediction(full, spec, threshold)
-    shown = infer.overlay(image, mask == spec.positive_class, infer.GREEN, alpha)
-    return shown, full[..., spec.positive_class], mask
+        from fcn import prediction
+
+        probs = crf_refine(image, probs)
+        mask = prediction.decide_np(probs, spec, threshold)
+    shown = infer.paint(image, mask, spec, alpha)
+    return shown, probs[..., spec.positive_class], mask
 
 
 def _write_image_outputs(outputs, shown, road, mask):
@@ -295,34 +285,32 @@ def _write_image_outputs(outputs, shown, road, mask):
 # --------------------------------------------------------------------------------------------
 
 
-def _image_batches(jobs, batch_size, image_shape):
+def _image_batches(jobs, batch_size):
     for start in range(0, len(jobs), batch_size):
         chunk = jobs[start : start + batch_size]
-        originals = [data.read_image(job.path, warn=None) for job in chunk]
-        yield chunk, originals, np.stack([to_network(im, image_shape) for im in originals])
+        yield chunk, [data.read_image(job.path, warn=None) for job in chunk]
 
 
 def _run_images(model, jobs, options, pool, bar):
     pending = []
-    batches = _image_batches(jobs, options["batch_size"], model.config.image_shape)
-    for chunk, originals, small in data.prefetch(batches):
-        probs = model.predict(small)
+    for chunk, originals in data.prefetch(_image_batches(jobs, options["batch_size"])):
+        results = model.predict(originals, options["threshold"], options["batch_size"])
         for future in pending:  # at most one batch being written while the next one runs
             future.result()
         pending = [
-            pool.submit(_finish_image, model.spec, job, image, p, options)
-            for job, image, p in zip(chunk, originals, probs, strict=True)
+            pool.submit(_finish_image, model.spec, job, image, probs, mask, options)
+            for job, image, (probs, mask) in zip(chunk, originals, results, strict=True)
         ]
         bar.update(len(chunk))
     for future in pending:
         future.result()
 
 
-def _finish_image(spec, job, image, probs, options):
-    shown, road, mask = postprocess(
-        image, probs, spec, options["threshold"], options["alpha"], options["crf"]
+def _finish_image(spec, job, image, probs, mask, options):
+    shown, positive, mask = postprocess(
+        image, probs, mask, spec, options["threshold"], options["alpha"], options["crf"]
     )
-    _write_image_outputs(job.outputs, shown, road, mask)
+    _write_image_outputs(job.outputs, shown, positive, mask)
 
 
 def _frame_batches(path, batch_size):
@@ -355,8 +343,7 @@ def _run_video(model, job, fps, options, pool, bar):
     writer, count = None, 0
     try:
         for frames in data.prefetch(_frame_batches(job.path, options["batch_size"])):
-            small = np.stack([to_network(f, model.config.image_shape) for f in frames])
-            probs = model.predict(small)
+            predicted = model.predict(frames, options["threshold"], options["batch_size"])
             post = functools.partial(
                 postprocess,
                 spec=model.spec,
@@ -364,7 +351,9 @@ def _run_video(model, job, fps, options, pool, bar):
                 alpha=options["alpha"],
                 crf=options["crf"],
             )
-            results = list(pool.map(post, frames, probs))
+            results = list(
+                pool.map(post, frames, [p for p, _ in predicted], [m for _, m in predicted])
+            )
             for shown, road, mask in results:
                 shown = _even(shown)
                 if writer is None:
@@ -448,7 +437,7 @@ def run_inference(
         h, w = model.config.image_shape
         log(f"model {model.source} (input {h}x{w}); {len(images)} images, {len(videos)} videos")
         # One batch first: graph optimisation and kernel selection are not throughput.
-        model.predict(np.zeros((min(batch_size, max(total, 1)), h, w, 3), np.uint8))
+        model.predict([np.zeros((h, w, 3), np.uint8)] * min(batch_size, max(total, 1)))
         t0 = time.time()
         frames = 0
         with (

@@ -10,15 +10,15 @@ import os
 import tensorflow.compat.v1 as tf
 
 from fcn import config as cfg
-from fcn import data, precision, runs
+from fcn import data, names, precision, runs
 from fcn.errors import UserError
 
-# Tensor names the training graph defines (fcn.train.build_model); one place to change them.
-INPUT_TENSOR = "image_input:0"
-KEEP_PROB_TENSOR = "keep_prob:0"
-LOGITS_TENSOR = "logits:0"
-PROBS_TENSOR = "probs:0"
-CHECKPOINTS = {"best": "best", "latest": "checkpoints"}
+# Tensor names the training graph defines (fcn.prediction.build).
+INPUT_TENSOR = names.tensor(names.IMAGE_INPUT)
+KEEP_PROB_TENSOR = names.tensor(names.KEEP_PROB)
+LOGITS_TENSOR = names.tensor(names.LOGITS)
+PROBS_TENSOR = names.tensor(names.PROBS)
+CHECKPOINTS = {"best": names.BEST_DIR, "latest": names.LATEST_DIR}
 
 
 @dataclasses.dataclass
@@ -26,11 +26,15 @@ class Restored:
     config: cfg.Config
     spec: data.DatasetSpec
     sess: tf.Session
-    image_input: tf.Tensor  # (N, H, W, 3) float32, as config.normalize says
+    image_input: tf.Tensor  # (N, h, w, 3) float32 raw 0..255 at the network size
     keep_prob: tf.Tensor
-    logits: tf.Tensor  # (N, H, W, C)
-    probs: tf.Tensor  # (N, H, W, C) softmax
+    logits: tf.Tensor  # (N, h, w, C)
+    probs: tf.Tensor  # (N, h, w, C) softmax
     checkpoint: str
+    images: tf.Tensor = None  # uint8 (N, H, W, 3), any size: the prediction path's input
+    probs_full: tf.Tensor = None  # (N, H, W, C)
+    mask: tf.Tensor = None  # uint8 (N, H, W)
+    threshold: tf.Tensor = None
 
     def close(self):
         self.sess.close()
@@ -56,7 +60,7 @@ def find_checkpoint(run_dir, which="best"):
 
 def open_run(run_dir, which="best", precision_name="float32"):
     """Restore a run's checkpoint into a fresh graph and session (the caller closes it)."""
-    config = cfg.Config.from_dict(runs.read_json(os.path.join(run_dir, "config.json")))
+    config = cfg.Config.from_dict(runs.read_json(os.path.join(run_dir, names.CONFIG_FILE)))
     spec = data.get_spec(config.dataset)
     prefix = find_checkpoint(run_dir, which)
     graph = tf.Graph()
@@ -79,6 +83,10 @@ def open_run(run_dir, which="best", precision_name="float32"):
                 get(LOGITS_TENSOR),
                 get(PROBS_TENSOR),
                 prefix,
+                get(names.tensor(names.IMAGES)),
+                get(names.tensor(names.PROBS_FULL)),
+                get(names.tensor(names.MASK)),
+                get(names.tensor(names.THRESHOLD)),
             )
     except (KeyError, ValueError, tf.errors.OpError) as e:
         sess.close()

@@ -17,9 +17,23 @@ import numpy as np
 import tensorflow.compat.v1 as tf
 from tqdm import tqdm
 
-from fcn import checkpoint, data, decoders, infer, losses, metrics, precision, runs, tboard, vgg
+from fcn import (
+    checkpoint,
+    data,
+    infer,
+    losses,
+    metrics,
+    models,
+    names,
+    precision,
+    prediction,
+    runs,
+    tboard,
+    vgg,
+)
 from fcn.augment import Augmenter
 from fcn.errors import UserError
+from fcn.models import encoders, weights
 
 # Validation overlays shown in TensorBoard each epoch.
 _TB_IMAGES = 3
@@ -27,67 +41,66 @@ CHECKPOINT_DIR = checkpoint.LATEST_DIR
 BEST_DIR = checkpoint.BEST_DIR
 
 
-def build_model(sess, config, num_classes):
-    """Load the encoder into sess's graph and add decoder, softmax and training ops.
+def build_model(sess, config, num_classes, log=None):
+    """Build encoder, decoder, the prediction path and the training ops in sess's graph, then
+    initialise the variables and load the encoder's pretrained weights (fcn.models).
 
-    Returns a dict of named tensors: image_input, keep_prob, logits (N, H, W, C), probs,
-    correct_label (N, H, W, C) one-hot, learning_rate, logits_flat, train_op, loss.
+    Returns a dict of named tensors (fcn.prediction.build's, plus labels (N, h, w) uint8 class
+    ids, learning_rate, train_op, loss) and `weights`, where the encoder's weights came from.
     """
-    image_input, keep_prob, layer3, layer4, layer7 = vgg.load_vgg(sess, config.vgg_dir)
-    frozen = frozen_variables(tf.trainable_variables(), config.freeze)
+    spec = data.get_spec(config.dataset)
+    source, arrays, config = models.read_weights(config)
     tf.set_random_seed(config.seed)
-    logits = decoders.build_decoder(
-        config.decoder,
-        layer3,
-        layer4,
-        layer7,
-        num_classes,
-        tf.shape(image_input)[1:3],
-        config.init_stddev,
-        config.skip_gain,
-    )
-    probs = tf.nn.softmax(tf.cast(logits, tf.float32), name="probs")
-    correct_label = tf.placeholder(tf.float32, [None, None, None, num_classes], "correct_label")
-    learning_rate = tf.placeholder(tf.float32, [], "learning_rate")
+    built = {}
+
+    def network(x, is_training, keep_prob):
+        built.update(models.build_network(x, config, num_classes, is_training, keep_prob))
+        return built["logits"]
+
+    model = prediction.build(network, config, spec)
+    encoder_variables = built["encoder_variables"]
+    # Everything the network owns (weights and batch-norm statistics): what best/ and exports keep.
+    for v in tf.global_variables():
+        tf.add_to_collection(tf.GraphKeys.MODEL_VARIABLES, v)
+    trainable = [v for v in encoder_variables if v in tf.trainable_variables()]
+    frozen = frozen_variables(trainable, config.freeze)
+    labels = tf.placeholder(tf.uint8, [None, None, None], names.LABELS)
+    learning_rate = tf.placeholder(tf.float32, [], names.LEARNING_RATE)
+    loss = tf.identity(losses.sparse_cross_entropy(model["logits"], labels), name=names.LOSS)
     prec = precision.resolve(config.precision)
-    logits_flat, train_op, loss = losses.optimize(
-        logits,
-        correct_label,
+    train_op = losses.minimize(
+        loss,
         learning_rate,
-        num_classes,
-        l2_scale=config.l2_scale,
+        config.l2_scale,
         loss_scale=precision.loss_scale_for(prec),
         var_list=[v for v in tf.trainable_variables() if v not in frozen] if frozen else None,
     )
-    return dict(
-        image_input=image_input,
-        keep_prob=keep_prob,
-        logits=logits,
-        probs=probs,
-        correct_label=correct_label,
-        learning_rate=learning_rate,
-        logits_flat=logits_flat,
-        train_op=train_op,
-        loss=loss,
+    sess.run(tf.global_variables_initializer())
+    source = models.assign_weights(
+        sess, encoder_variables, arrays, source, log=log or (lambda *a: None)
     )
+    del arrays  # up to 540 MB of VGG16 weights
+    model.update(labels=labels, learning_rate=learning_rate, train_op=train_op, loss=loss)
+    model["weights"] = source
+    return model
 
 
 def frozen_variables(encoder_variables, freeze):
-    """The encoder variables named by `--freeze` ('fc6,fc7': every variable under those scopes).
+    """The encoder variables named by `--freeze` ('fc6,fc7': every variable under those scopes,
+    relative to the encoder's scope).
 
     A prefix that matches nothing is an error naming the scopes there are, so a typo never
     silently trains everything.
     """
     prefixes = [p.strip().strip("/") for p in freeze.split(",") if p.strip()]
+    relative = {v: weights.relative_name(v, encoders.SCOPE) for v in encoder_variables}
     frozen = []
     for prefix in prefixes:
         hits = [
-            v
-            for v in encoder_variables
-            if v.op.name == prefix or v.op.name.startswith(prefix + "/")
+            v for v, name in relative.items() if name == prefix or name.startswith(prefix + "/")
         ]
         if not hits:
-            scopes = sorted({v.op.name.split("/")[0] for v in encoder_variables})
+            scopes = sorted({name.split("/")[0] for name in relative.values()})
             raise UserError(
                 f"--freeze {prefix!r} matches no encoder variable; the encoder's scopes are "
                 f"{', '.join(scopes)}"
@@ -117,12 +130,14 @@ def run_epoch(
     total=None,
     desc="train",
     on_step=None,
+    extra_feed=None,
 ):
     """One pass of training steps with a tqdm bar showing the running loss; returns the mean.
 
     learning_rate_value: a number, or a function of the step's index in this pass.
 
     on_step(loss) runs after every step; it may raise, or return True to end the pass early.
+    extra_feed: more feeds for every step (the training flag of batch norm and dropout).
     """
     losses_seen = []
     # disable=None: no bar when stdout is not a terminal, so CI logs stay readable.
@@ -136,6 +151,7 @@ def run_epoch(
                 correct_label: labels,
                 keep_prob: keep_prob_value,
                 learning_rate: rate(i),
+                **(extra_feed or {}),
             },
         )
         losses_seen.append(float(value))
@@ -147,77 +163,73 @@ def run_epoch(
 
 
 def validate(sess, model, split, spec, config, batch_size=None):
-    """Validation loss and metrics on a cached split; returns (scores dict, probs (N,h,w,C))."""
+    """Validation loss and scores on a cached split through the prediction path.
+
+    Returns (scores dict, masks (N, h, w) uint8). Scores: val_loss, val_mean_iou,
+    val_pixel_accuracy, val_classes {name: {iou, precision, recall, f1}}, and for binary
+    datasets the positive class's val_iou, val_precision, val_recall, val_f1 (on the
+    thresholded prediction, never on raw probabilities).
+    """
     batch_size = batch_size or config.batch_size
     acc = metrics.ConfusionAccumulator(spec.num_classes)
-    road = metrics.ConfusionAccumulator(2)
-    total_loss, total_valid, all_probs = 0.0, 0, []
+    total_loss, total_valid, masks = 0.0, 0, []
     for start in range(0, len(split.images), batch_size):
         images = split.images[start : start + batch_size]
         labels = split.labels[start : start + batch_size]
-        probs, loss = sess.run(
-            [model["probs"], model["loss"]],
-            {
-                model["image_input"]: data.to_input(images, config.normalize),
-                model["correct_label"]: data.one_hot(labels, spec.num_classes),
-                model["keep_prob"]: 1.0,
-            },
+        mask, loss = sess.run(
+            [model["mask"], model["loss"]], {model["images"]: images, model["labels"]: labels}
         )
-        valid = int((labels != data.IGNORE_LABEL).sum())
+        valid = int((labels != spec.ignore_label).sum())
         total_loss += float(loss) * valid
         total_valid += valid
-        acc.update(probs.argmax(-1), labels)
-        # Binary road scores on the thresholded probability, never on raw probabilities.
-        road_pred = probs[..., spec.positive_class] >= config.threshold
-        road_true = np.where(labels == data.IGNORE_LABEL, 255, labels == spec.positive_class)
-        road.update(road_pred.astype(np.uint8), road_true.astype(np.uint8))
-        all_probs.append(probs)
+        acc.update(mask, labels)
+        masks.append(mask)
     per_class = acc.metrics(list(spec.class_names))
-    binary = road.metrics(["other", "road"])["classes"]["road"]
     scores = {
         "val_loss": total_loss / max(total_valid, 1),
-        "val_iou": binary["iou"],
-        "val_precision": binary["precision"],
-        "val_recall": binary["recall"],
-        "val_f1": binary["f1"],
         "val_mean_iou": per_class["mean_iou"],
         "val_pixel_accuracy": per_class["pixel_accuracy"],
+        "val_classes": per_class["classes"],
     }
-    return scores, np.concatenate(all_probs) if all_probs else None
+    if spec.task == "binary":
+        positive = per_class["classes"][spec.positive_name]
+        for key in ("iou", "precision", "recall", "f1"):
+            scores[f"val_{key}"] = positive[key]
+    return scores, np.concatenate(masks) if masks else None
 
 
-def write_overlays(folder, split, probs, spec, threshold):
-    for ex, image, prob in zip(split.examples, split.images, probs, strict=True):
-        out = infer.road_overlay(image, prob[..., spec.positive_class], threshold)
-        runs.write_image(os.path.join(folder, ex.name + ".png"), out)
+def best_metric(config, spec):
+    """The validation score that picks the best checkpoint (config.best_metric, resolved)."""
+    if config.best_metric != "auto":
+        return config.best_metric
+    return "val_iou" if spec.task == "binary" else "val_mean_iou"
+
+
+def write_overlays(folder, split, masks, spec):
+    for ex, image, mask in zip(split.examples, split.images, masks, strict=True):
+        runs.write_image(os.path.join(folder, ex.name + ".png"), infer.paint(image, mask, spec))
 
 
 def write_test_overlays(sess, model, examples, out_dir, config, spec, batch_size=None):
-    """Green overlay of each image at its original resolution; returns the number written."""
-    batch_size = batch_size or config.batch_size
+    """An overlay of each image at its original resolution; returns the number written."""
     count = 0
-    starts = range(0, len(examples), batch_size)
-    for start in tqdm(starts, desc="test overlays", leave=False, disable=None):
-        chunk = examples[start : start + batch_size]
-        originals = [data.read_image(ex.image_path) for ex in chunk]
-        h, w = config.image_shape
-        small = np.stack(
-            [data.cv2.resize(im, (w, h), interpolation=data.cv2.INTER_AREA) for im in originals]
-        )
-        probs = infer.predict_probs(
-            sess, model["probs"], model["image_input"], model["keep_prob"], small, config.normalize
-        )
-        for ex, image, prob in zip(chunk, originals, probs, strict=True):
-            out = infer.road_overlay(image, prob[..., spec.positive_class], config.threshold)
-            runs.write_image(os.path.join(out_dir, ex.name + ".png"), out)
-            count += 1
+    paths = [ex.image_path for ex in examples]
+    results = prediction.predict_files(sess, model, paths, batch_size or config.batch_size)
+    for ex, (image, _, mask) in tqdm(
+        zip(examples, results, strict=True),
+        total=len(examples),
+        desc="test overlays",
+        leave=False,
+        disable=None,
+    ):
+        runs.write_image(os.path.join(out_dir, ex.name + ".png"), infer.paint(image, mask, spec))
+        count += 1
     return count
 
 
-def _log_overlays(writer, step, split, probs, spec, threshold):
+def _log_overlays(writer, step, split, masks, spec):
     images = [
-        infer.road_overlay(image, prob[..., spec.positive_class], threshold)
-        for image, prob in zip(split.images, probs, strict=False)
+        infer.paint(image, mask, spec) for image, mask in zip(split.images, masks, strict=False)
     ]
     writer.add_summary(tboard.image_summary("val_overlays", images), step)
 
@@ -245,11 +257,14 @@ def train(config, log=print, resume_dir=None):
     spec = data.get_spec(config.dataset)
     state = checkpoint.read_state(resume_dir) if resume_dir else None
     train_ex, val_ex = _choose_split(config, spec, resume_dir, log)
-    vgg.check_vgg_dir(config.vgg_dir)
+    source = models.check_weights_source(config)
+    if source != models.RANDOM and config.encoder == "vgg16" and os.path.isdir(source):
+        vgg.check_vgg_dir(source)
     prec = precision.resolve(config.precision)
     log(
         f"{len(train_ex)} training / {len(val_ex)} validation images at "
-        f"{config.image_shape[0]}x{config.image_shape[1]}, precision {prec}"
+        f"{config.image_shape[0]}x{config.image_shape[1]}, {config.encoder} + {config.decoder}, "
+        f"precision {prec}"
     )
 
     # Decoding every pair up front also validates the whole dataset: unreadable files, sizes of
@@ -262,16 +277,15 @@ def train(config, log=print, resume_dir=None):
 
     graph = tf.Graph()
     with graph.as_default(), tf.Session(config=precision.session_config(prec, config.xla)) as sess:
-        # A bad VGG SavedModel fails here, still before the run folder is made.
-        model = build_model(sess, config, spec.num_classes)
-        initialize_new_variables(sess)
+        # Bad encoder weights fail here, still before the run folder is made.
+        model = build_model(sess, config, spec.num_classes, log=log)
         if resume_dir:
             run_dir = resume_dir
             ckpts = checkpoint.Checkpoints(run_dir, config.keep_checkpoints, state)
             ckpts.restore(sess, state["checkpoint"], _describe(config, spec))
             progress = checkpoint.Progress.from_state(state)
             # --epochs may have been raised: the saved config always tells how the run ends.
-            runs.write_json(os.path.join(run_dir, "config.json"), json.loads(config.to_json()))
+            runs.write_json(os.path.join(run_dir, names.CONFIG_FILE), json.loads(config.to_json()))
             log(f"resuming {run_dir} from {state['checkpoint']} (epoch {progress.epoch + 1})")
         else:
             run_dir = _start_run(config, train_ex, val_ex)
@@ -279,26 +293,33 @@ def train(config, log=print, resume_dir=None):
             progress = checkpoint.Progress()
             log(f"run folder: {run_dir}")
         history = checkpoint.history_upto(run_dir, progress.epoch)
-        writer = tf.summary.FileWriter(os.path.join(run_dir, "tb"), graph)
+        writer = tf.summary.FileWriter(os.path.join(run_dir, names.TB_DIR), graph)
         splits = (train_split, val_split)
         _fit(sess, model, config, spec, splits, ckpts, progress, history, writer, log)
         n_test = 0
         if config.test_overlays:
             test_ex = data.list_test_images(config.data_dir, spec)
-            n_test = write_test_overlays(
-                sess, model, test_ex, os.path.join(run_dir, "test"), config, spec
-            )
-            log(f"wrote {n_test} test overlays to {os.path.join(run_dir, 'test')}")
+            test_dir = os.path.join(run_dir, names.TEST_DIR)
+            n_test = write_test_overlays(sess, model, test_ex, test_dir, config, spec)
+            log(f"wrote {n_test} test overlays to {test_dir}")
         writer.close()
 
     final = history[-1] if history else {}
+    best = progress.best_iou if progress.best_epoch else None
+    metric = best_metric(config, spec)
     summary = {
         "epochs": config.epochs,
-        "best_val_iou": progress.best_iou if progress.best_epoch else None,
+        "dataset": spec.name,
+        "task": spec.task,
+        "encoder": config.encoder,
+        "decoder": config.decoder,
+        "weights": model["weights"],
+        "best_metric": metric,
+        "best_score": best,
         "best_epoch": progress.best_epoch,
-        "final_val_iou": final.get("val_iou"),
-        "final_val_precision": final.get("val_precision"),
-        "final_val_recall": final.get("val_recall"),
+        "final_score": final.get(metric),
+        "final_val_mean_iou": final.get("val_mean_iou"),
+        "final_val_classes": final.get("val_classes"),
         "final_train_loss": final.get("train_loss"),
         "train_seconds": progress.train_seconds,
         "train_images": len(train_ex),
@@ -306,7 +327,15 @@ def train(config, log=print, resume_dir=None):
         "test_overlays": n_test,
         "precision": prec,
     }
-    runs.write_json(os.path.join(run_dir, "summary.json"), summary)
+    if spec.task == "binary":  # the positive class's figures (KITTI: road)
+        summary.update(
+            positive_class=spec.positive_name,
+            best_val_iou=best if metric == "val_iou" else None,
+            final_val_iou=final.get("val_iou"),
+            final_val_precision=final.get("val_precision"),
+            final_val_recall=final.get("val_recall"),
+        )
+    runs.write_json(os.path.join(run_dir, names.SUMMARY_FILE), summary)
     return run_dir, summary
 
 
@@ -325,7 +354,7 @@ def _choose_split(config, spec, resume_dir, log):
 
 def _start_run(config, train_ex, val_ex):
     run_dir = runs.new_run_dir(config.runs_dir)
-    runs.write_json(os.path.join(run_dir, "config.json"), json.loads(config.to_json()))
+    runs.write_json(os.path.join(run_dir, names.CONFIG_FILE), json.loads(config.to_json()))
     runs.write_json(
         os.path.join(run_dir, checkpoint.SPLIT_FILE),
         {"train": [e.name for e in train_ex], "val": [e.name for e in val_ex], "seed": config.seed},
@@ -346,19 +375,13 @@ def _fit(sess, model, config, spec, splits, ckpts, progress, history, writer, lo
         augmenter.set_state(progress.rng["augment"])
         order_rng.bit_generator.state = progress.rng["order"]
     steps_per_epoch = math.ceil(len(train_split.images) / config.batch_size)
+    metric = best_metric(config, spec)
     global_step = tf.train.get_global_step()
     seconds_before, t_start = progress.train_seconds, time.time()
     with checkpoint.StopRequest() as stop:
         for epoch in range(progress.epoch + 1, config.epochs + 1):
             progress.rng = _rng_states(augmenter, order_rng)
-            batches = data.epoch_batches(
-                train_split,
-                config.batch_size,
-                spec.num_classes,
-                augmenter,
-                order_rng,
-                config.normalize,
-            )
+            batches = data.epoch_batches(train_split, config.batch_size, augmenter, order_rng)
             # A resumed epoch replays its batches from the saved random state, skipping those done.
             batches = data.prefetch(itertools.islice(batches, progress.batch, None))
 
@@ -381,7 +404,7 @@ def _fit(sess, model, config, spec, splits, ckpts, progress, history, writer, lo
                 model["train_op"],
                 model["loss"],
                 model["image_input"],
-                model["correct_label"],
+                model["labels"],
                 model["keep_prob"],
                 model["learning_rate"],
                 config.keep_prob,
@@ -391,6 +414,7 @@ def _fit(sess, model, config, spec, splits, ckpts, progress, history, writer, lo
                 steps_per_epoch - progress.batch,
                 desc=f"epoch {epoch}/{config.epochs}",
                 on_step=on_step,
+                extra_feed={model["is_training"]: True},
             )
             step = int(sess.run(global_step))
             progress.train_seconds = seconds_before + time.time() - t_start
@@ -403,30 +427,31 @@ def _fit(sess, model, config, spec, splits, ckpts, progress, history, writer, lo
                 "train_loss": float(np.mean(progress.epoch_losses)),
                 "seconds": time.time() - t_epoch,
             }
-            probs = None
+            masks = None
             if len(val_split.images):
-                scores, probs = validate(sess, model, val_split, spec, config)
+                scores, masks = validate(sess, model, val_split, spec, config)
                 record.update(scores)
             history.append(record)
             # The log line goes first: a resume drops it again if the checkpoint never came.
             checkpoint.append_log(ckpts.run_dir, record)
-            log(_format_record(record))
-            val_iou = record.get("val_iou", float("nan"))
-            if math.isfinite(val_iou) and val_iou > progress.best_iou:
+            log(_format_record(record, spec))
+            score = record.get(metric)
+            score = float("nan") if score is None else score
+            if math.isfinite(score) and score > progress.best_iou:
                 ckpts.save_best(sess, step)
-                progress.best_iou, progress.best_epoch = val_iou, epoch
+                progress.best_iou, progress.best_epoch = score, epoch
             progress.epoch, progress.batch, progress.epoch_losses = epoch, 0, []
             progress.rng = _rng_states(augmenter, order_rng)
             ckpts.save(sess, step, progress)
-            if probs is not None:  # a few validation overlays in TensorBoard's Images tab
-                _log_overlays(writer, step, val_split, probs[:_TB_IMAGES], spec, config.threshold)
+            if masks is not None:  # a few validation overlays in TensorBoard's Images tab
+                _log_overlays(writer, step, val_split, masks[:_TB_IMAGES], spec)
             _log_scalars(writer, step, record)
             last = epoch == config.epochs
-            if probs is not None and (
+            if masks is not None and (
                 last or (config.overlay_every and epoch % config.overlay_every == 0)
             ):
-                folder = os.path.join(ckpts.run_dir, "val_overlays", f"epoch_{epoch:03d}")
-                write_overlays(folder, val_split, probs, spec, config.threshold)
+                folder = os.path.join(ckpts.run_dir, names.VAL_OVERLAYS_DIR, f"epoch_{epoch:03d}")
+                write_overlays(folder, val_split, masks, spec)
             if stop.requested:
                 raise _stopped(stop.signum, ckpts, f"after epoch {epoch}")
 
@@ -446,7 +471,7 @@ def _rng_states(augmenter, order_rng):
 
 
 def _describe(config, spec):
-    return f"decoder {config.decoder!r}, {spec.num_classes} classes, VGG {config.vgg_dir}"
+    return f"{config.encoder} + {config.decoder}, {spec.num_classes} classes"
 
 
 def _last_good(ckpts):
@@ -464,15 +489,16 @@ def _stopped(signum, ckpts, where):
     )
 
 
-def _format_record(r):
+def _format_record(r, spec):
     parts = [f"epoch {r['epoch']:3d}", f"loss {r['train_loss']:.4f}"]
     for key, label in (
         ("val_loss", "val loss"),
-        ("val_iou", "road IoU"),
+        ("val_iou", f"{spec.positive_name} IoU"),
         ("val_precision", "precision"),
         ("val_recall", "recall"),
+        ("val_mean_iou", "mean IoU"),
     ):
-        if key in r:
+        if r.get(key) is not None:
             parts.append(f"{label} {r[key]:.4f}")
     parts.append(f"{r['seconds']:.0f}s")
     return " | ".join(parts)

@@ -173,6 +173,8 @@ def test_epoch_batches_and_prefetch(synth_data, tmp_path):
     split = data.load_split(pairs[:5], (32, 96), clahe=(2.0, 8))
     assert split.images.shape == (5, 32, 96, 3) and split.images_clahe.shape == (5, 32, 96, 3)
     rng = np.random.default_rng(0)
-    batches = list(data.prefetch(data.epoch_batches(split, 2, 2, augment.Augmenter(), rng)))
+    batches = list(data.prefetch(data.epoch_batches(split, 2, augment.Augmenter(), rng)))
     assert [b[0].shape[0] for b in batches] == [2, 2, 1]
-    assert batches[0][0].dtype == np.float32 and batches[0][1].shape == (2, 32, 96, 2)
+    # Labels travel as uint8 class ids (255 ignore), never one-hot.
+    assert batches[0][0].dtype == np.float32 and batches[0][1].shape == (2, 32, 96)
+    assert batches[0][1].dtype == np.uint8

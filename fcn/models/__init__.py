@@ -53,17 +53,27 @@ def check_weights_source(config):
     return source
 
 
-def load_weights(sess, config, encoder_variables, log=print):
-    """Assign the pretrained encoder weights (if any) after the variables were initialised.
-
-    Returns a short description of the source for logs and run folders.
-    """
-    from fcn.models import weights
-
+def read_weights(config):
+    """(source, {relative name: array} or None for random): the encoder's pretrained weights,
+    read before the graph is built, and the config adjusted to them (an encoder may read its
+    width from the weights' shapes: `fit_config`)."""
     source = check_weights_source(config)
     if source == RANDOM:
+        return source, None, config
+    encoder = encoders.get(config.encoder)
+    arrays = encoder.read_weights(source)
+    if hasattr(encoder, "fit_config"):
+        config = encoder.fit_config(config, arrays)
+    return source, arrays, config
+
+
+def assign_weights(sess, encoder_variables, arrays, source, log=print):
+    """Load arrays from `read_weights` into the initialised encoder; returns a description of
+    the source for logs and run summaries."""
+    if arrays is None:
         return "random (He) initialisation"
-    arrays = encoders.get(config.encoder).read_weights(source)
+    from fcn.models import weights
+
     n = weights.assign(sess, encoder_variables, arrays, encoders.SCOPE, source)
-    log(f"loaded {n} {config.encoder} weight arrays from {source}")
+    log(f"loaded {n} encoder weight arrays from {source}")
     return source

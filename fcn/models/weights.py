@@ -37,6 +37,11 @@ def assign(sess, variables, weights, scope, source):
             f"the weights in {source} do not fit the model: {'; '.join(parts)}; "
             "pass weights made for this encoder (or --weights random)"
         )
-    for name, variable in by_name.items():
-        variable.load(np.asarray(weights[name], variable.dtype.as_numpy_dtype), sess)
+    # One session run that feeds every variable's initial value (Variable.load would run one per
+    # array: ~30 ms each, 8 s for MobileNetV2's 255 arrays).
+    feed = {
+        v.initializer.inputs[1]: np.asarray(weights[n], v.dtype.base_dtype.as_numpy_dtype)
+        for n, v in by_name.items()
+    }
+    sess.run([v.initializer for v in by_name.values()], feed)
     return len(by_name)

@@ -1,0 +1,44 @@
+"""Names of graph tensors, variable scopes and run-folder entries: one place to change them.
+
+The training graph, restored runs and exports all use these, so a run folder, an export and the
+code that opens them can never disagree on a name.
+"""
+
+# --- graph interface (fcn.prediction builds these; see its docstring for shapes) ---
+IMAGES = "images"  # uint8 (N, H, W, 3) RGB of any size: the one prediction input
+IMAGE_INPUT = "image_input"  # float32 (N, h, w, 3) raw 0..255 at the network size (training)
+KEEP_PROB = "keep_prob"  # float32 scalar, default 1.0
+IS_TRAINING = "is_training"  # bool scalar, default False (batch norm, decoder dropout)
+THRESHOLD = "threshold"  # float32 scalar, default the run's threshold (binary datasets)
+LABELS = "labels"  # uint8 (N, h, w) class ids, IGNORE_LABEL where unlabelled
+LEARNING_RATE = "learning_rate"
+LOGITS = "logits"  # (N, h, w, C) at the network size
+PROBS = "probs"  # float32 (N, h, w, C) softmax at the network size
+PROBS_FULL = "probs_full"  # float32 (N, H, W, C) upsampled to the input size
+MASK = "mask"  # uint8 (N, H, W) decided class ids at the input size
+LOSS = "cross_entropy_loss"
+TRAIN_OP = "train_op"
+
+
+def tensor(name):
+    return name + ":0"
+
+
+def positive_prob_name(class_name):
+    """Output of binary models: the positive class's probability, e.g. 'road_prob'."""
+    return f"{class_name}_prob"
+
+
+# --- run folder entries ---
+CONFIG_FILE = "config.json"
+SPLIT_FILE = "split.json"
+LOG_FILE = "log.jsonl"
+SUMMARY_FILE = "summary.json"
+STATE_FILE = "state.json"
+LATEST_DIR = "checkpoints"
+BEST_DIR = "best"
+TB_DIR = "tb"
+VAL_OVERLAYS_DIR = "val_overlays"
+TEST_DIR = "test"
+EVAL_DIR = "eval"
+SUBMISSION_DIR = "submission"

@@ -1,0 +1,207 @@
+"""The one prediction path: resize, normalise, predict, upsample back, decide the class.
+
+Validation, `evaluate`, `infer`, `export` and `helper.gen_test_output` all run these ops, so a
+served model sees exactly the pixels it was trained on. Built into the training graph by
+`build` (and so saved with every checkpoint and frozen into every export):
+
+    images       uint8 (N, H, W, 3) RGB, any H, W (one size per batch)
+      -> to_network_size: OpenCV INTER_AREA's exact weights as two matmuls (training caches
+         its images with cv2.resize INTER_AREA), rounded to whole levels as cv2 does
+    image_input  float32 (N, h, w, 3) raw 0..255 at config.image_shape (training feeds it)
+      -> normalize (config.normalize) -> network -> logits (N, h, w, C) -> probs (softmax)
+    probs_full   float32 (N, H, W, C): probs upsampled bilinearly (cv2 INTER_LINEAR geometry)
+    mask         uint8 (N, H, W): binary datasets threshold the positive class's probability
+                 (`threshold`, default the config's), multi-class ones take the argmax
+"""
+
+import numpy as np
+import tensorflow.compat.v1 as tf
+
+from fcn import names
+
+
+def area_weights(in_size, out_size, use_area):
+    """(out, in) float32 matrix of OpenCV's INTER_AREA along one axis, as tensors.
+
+    Downscaling: output i averages the source interval [i*s, (i+1)*s), s = in/out, each source
+    pixel weighted by its overlap / s (what cv2.resize INTER_AREA computes). OpenCV averages
+    areas only when neither axis grows (`use_area`, a bool tensor); otherwise it uses its own
+    two-tap interpolation on both axes, which this follows approximately (within one level on
+    most frames, not all: a network input larger than the images is not a tested case). The
+    same size gives the identity.
+    """
+    in_f = tf.cast(in_size, tf.float64)
+    out_f = tf.cast(out_size, tf.float64)
+    scale = in_f / out_f
+    i = tf.range(out_size, dtype=tf.float64)[:, None]  # (out, 1)
+    j = tf.range(in_size, dtype=tf.float64)[None, :]  # (1, in)
+    lo, hi = i * scale, (i + 1) * scale
+    overlap = tf.maximum(tf.minimum(hi, j + 1) - tf.maximum(lo, j), 0.0)  # (out, in)
+    area = overlap / scale
+    # OpenCV's INTER_AREA upscaling: source sx = floor(i*s) and sx+1 with weights 1-f, f where
+    # f = frac((i+1) - (sx+1)/s) if positive, else 0; the right neighbour clamps to the edge.
+    sx = tf.floor(i * scale)
+    f = (i + 1.0) - (sx + 1.0) / scale
+    f = tf.where(f <= 0.0, tf.zeros_like(f), f - tf.floor(f))
+    right = tf.minimum(sx + 1.0, in_f - 1.0)
+    linear = (
+        tf.cast(tf.equal(j, sx), tf.float64) * (1.0 - f)
+        + tf.cast(tf.equal(j, right), tf.float64) * f
+    )
+    return tf.cast(tf.cond(use_area, lambda: area, lambda: linear), tf.float32)
+
+
+def to_network_size(images, image_shape):
+    """uint8 (N, H, W, 3) -> float32 (N, h, w, 3) whole levels 0..255, as cv2 INTER_AREA."""
+    h, w = image_shape
+    x = tf.cast(images, tf.float32)
+    size = tf.shape(images)[1:3]
+
+    def resize():
+        use_area = tf.logical_and(size[0] >= h, size[1] >= w)
+        rows = area_weights(size[0], h, use_area)  # (h, H)
+        cols = area_weights(size[1], w, use_area)  # (w, W)
+        y = tf.einsum("ih,nhwc->niwc", rows, x)  # (N, h, W, 3)
+        y = tf.einsum("jw,niwc->nijc", cols, y)  # (N, h, w, 3)
+        # cv2 rounds to the nearest level (ties to even) and saturates.
+        return tf.clip_by_value(tf.round(y), 0.0, 255.0)
+
+    same = tf.reduce_all(tf.equal(size, tf.constant([h, w])))
+    out = tf.cond(same, lambda: x, resize)
+    out.set_shape([None, h, w, 3])
+    return out
+
+
+def normalize(x, mode):
+    """Raw 0..255 (what every encoder expects; each preprocesses in its graph), or the
+    reference's 'centered' x/255 - 0.5."""
+    return x / 255.0 - 0.5 if mode == "centered" else x
+
+
+def upsample(probs, size):
+    """(N, h, w, C) -> (N, H, W, C) bilinear with half-pixel centres (cv2 INTER_LINEAR)."""
+    return tf.image.resize_bilinear(probs, size, half_pixel_centers=True)
+
+
+def decide(probs, spec, threshold):
+    """(N, H, W, C) probabilities -> (N, H, W) uint8 class ids: a binary dataset thresholds
+    the positive class (never argmax, so scores equal what the saved masks show)."""
+    if spec.task == "binary":
+        pos = spec.positive_class
+        positive = probs[..., pos] >= threshold
+        return tf.cast(tf.where_v2(positive, pos, 1 - pos), tf.uint8)
+    return tf.cast(tf.argmax(probs, axis=-1), tf.uint8)
+
+
+def decide_np(probs, spec, threshold):
+    """NumPy twin of `decide` for probabilities refined outside the graph (DenseCRF)."""
+    if spec.task == "binary":
+        pos = spec.positive_class
+        return np.where(probs[..., pos] >= threshold, pos, 1 - pos).astype(np.uint8)
+    return probs.argmax(-1).astype(np.uint8)
+
+
+def build(network, config, spec):
+    """The prediction path around `network` in the default graph; returns named tensors.
+
+    network(x float32 (N, h, w, 3) normalised, is_training, keep_prob) -> logits (N, h, w, C).
+    Returned: images, image_input, keep_prob, is_training, threshold, logits, probs,
+    probs_full, mask, and for binary datasets positive_prob (N, H, W).
+    """
+    images = tf.placeholder(tf.uint8, [None, None, None, 3], name=names.IMAGES)
+    resized = to_network_size(images, config.image_shape)
+    image_input = tf.placeholder_with_default(
+        resized, [None, None, None, 3], name=names.IMAGE_INPUT
+    )
+    keep_prob = tf.placeholder_with_default(1.0, [], name=names.KEEP_PROB)
+    is_training = tf.placeholder_with_default(False, [], name=names.IS_TRAINING)
+    threshold = tf.placeholder_with_default(float(config.threshold), [], name=names.THRESHOLD)
+    logits = network(normalize(image_input, config.normalize), is_training, keep_prob)
+    logits = tf.identity(logits, name=names.LOGITS)
+    probs = tf.nn.softmax(tf.cast(logits, tf.float32), name=names.PROBS)
+    full = tf.identity(upsample(probs, tf.shape(images)[1:3]), name=names.PROBS_FULL)
+    mask = tf.identity(decide(full, spec, threshold), name=names.MASK)
+    out = dict(
+        images=images,
+        image_input=image_input,
+        keep_prob=keep_prob,
+        is_training=is_training,
+        threshold=threshold,
+        logits=logits,
+        probs=probs,
+        probs_full=full,
+        mask=mask,
+    )
+    if spec.task == "binary":
+        name = names.positive_prob_name(spec.class_names[spec.positive_class])
+        out["positive_prob"] = tf.identity(full[..., spec.positive_class], name=name)
+    return out
+
+
+class Stages:
+    """The path's resize and upsample/decide stages in a graph of their own, for a network that
+    lives in a foreign graph (the Udacity `helper.gen_test_output` gets only a logits tensor)."""
+
+    def __init__(self, image_shape, spec, threshold, normalize_mode="raw"):
+        self.graph = tf.Graph()
+        with self.graph.as_default():
+            self._images = tf.placeholder(tf.uint8, [None, None, None, 3])
+            self._network_in = normalize(to_network_size(self._images, image_shape), normalize_mode)
+            self._logits = tf.placeholder(tf.float32, [None, None, None, None])
+            self._size = tf.placeholder(tf.int32, [2])
+            self._full = upsample(tf.nn.softmax(self._logits), self._size)
+            self._mask = decide(self._full, spec, threshold)
+        self.sess = tf.Session(graph=self.graph)
+
+    def to_network(self, images):
+        """uint8 (N, H, W, 3) -> the network's float32 input (N, h, w, 3)."""
+        return self.sess.run(self._network_in, {self._images: images})
+
+    def finish(self, logits, size):
+        """Logits (N, h, w, C) -> (probs_full (N, H, W, C), mask (N, H, W)) at size (H, W)."""
+        return self.sess.run([self._full, self._mask], {self._logits: logits, self._size: size})
+
+    def close(self):
+        self.sess.close()
+
+
+def size_batches(images, batch_size):
+    """Consecutive runs of equally sized images, at most batch_size each: [(start, stack)]."""
+    start = 0
+    while start < len(images):
+        end = start + 1
+        while (
+            end < len(images)
+            and end - start < batch_size
+            and images[end].shape == images[start].shape
+        ):
+            end += 1
+        yield start, np.stack(images[start:end])
+        start = end
+
+
+def predict_arrays(sess, tensors, images, batch_size, threshold=None):
+    """RGB uint8 images of any sizes -> [(probs_full (H, W, C), mask (H, W))] in order.
+
+    tensors: a dict (or object) with `images`, `probs_full`, `mask` and `threshold` tensors —
+    a training graph, a restored run or a loaded export."""
+    get = tensors.get if isinstance(tensors, dict) else lambda k: getattr(tensors, k)
+    out = []
+    for _, batch in size_batches(images, batch_size):
+        feed = {get("images"): batch}
+        if threshold is not None:
+            feed[get("threshold")] = threshold
+        full, mask = sess.run([get("probs_full"), get("mask")], feed)
+        out.extend(zip(full, mask, strict=True))
+    return out
+
+
+def predict_files(sess, tensors, paths, batch_size, threshold=None):
+    """Yield (image, probs_full, mask) per image file, reading a batch's worth at a time."""
+    from fcn import data
+
+    for start in range(0, len(paths), batch_size):
+        images = [data.read_image(p, warn=None) for p in paths[start : start + batch_size]]
+        results = predict_arrays(sess, tensors, images, batch_size, threshold)
+        for image, (full, mask) in zip(images, results, strict=True):
+            yield image, full, mask
