@@ -259,7 +259,7 @@ def train(config, log=print, resume_dir=None):
     train_ex, val_ex = _choose_split(config, spec, resume_dir, log)
     source = models.check_weights_source(config)
     if source != models.RANDOM and config.encoder == "vgg16" and os.path.isdir(source):
-        vgg.check_vgg_dir(source)
+        vgg.check_saved_model(source)
     prec = precision.resolve(config.precision)
     log(
         f"{len(train_ex)} training / {len(val_ex)} validation images at "

@@ -9,19 +9,18 @@ Encoder contract (every decoder relies on this only):
 Our builds pool with SAME padding, so sizes are ceil(H/s); the Udacity model may floor them. The
 decoders fit every upsampled map to its skip connection, so both work for any H, W.
 
-Built models put the Keras/Caffe preprocessing in the graph (RGB->BGR, minus the ImageNet BGR
-mean), so a pretrained model (from `--keras-h5`), a random one and the Udacity one all take the
-same raw 0..255 RGB input.
+Built models are `fcn.models.encoders.vgg16`'s network (the one VGG16 definition) with these
+names on top. They put the Keras/Caffe preprocessing in the graph (RGB->BGR, minus the ImageNet
+BGR mean), so a pretrained model (from `--keras-h5`), a random one and the Udacity one all take
+the same raw 0..255 RGB input.
 """
 
 import os
 import shutil
 import tempfile
-import zlib
-
-import numpy as np
 
 from fcn.errors import UserError
+from fcn.models.encoders import vgg16
 
 TAG = "vgg16"
 INPUT_NAME = "image_input"
@@ -34,14 +33,9 @@ TENSOR_NAMES = tuple(
 )
 SAVED_MODEL_FILES = ("saved_model.pb", "variables/variables.index")
 
-# Keras "caffe" preprocessing: the ImageNet mean in BGR order.
-_BGR_MEAN = (103.939, 116.779, 123.68)
-# (block, convs, filters) of VGG16; the Keras layer names are block{b}_conv{i}.
-_BLOCKS = ((1, 2, 64), (2, 2, 128), (3, 3, 256), (4, 3, 512), (5, 3, 512))
-_FC_FILTERS = 4096
-# Pixel std after mean subtraction is ~60: the random first layer is scaled down by this so
-# activations start near unit variance, as He init assumes of its input.
-_INPUT_STD = 64.0
+# The layer table, read when a model is built (tests shrink these to build tiny models).
+_BLOCKS = vgg16.BLOCKS
+_FC_FILTERS = vgg16.FC_FILTERS
 
 
 def load_vgg(sess, vgg_path):
@@ -83,6 +77,28 @@ def load_vgg(sess, vgg_path):
     return tuple(tensors)
 
 
+def check_saved_model(vgg_path):
+    """The folder holds a readable SavedModel with the 'vgg16' tag (its graph is not imported:
+    the in-code encoder reads only its variables). One-line errors otherwise."""
+    check_vgg_dir(vgg_path)
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    model = saved_model_pb2.SavedModel()
+    try:
+        with open(os.path.join(vgg_path, "saved_model.pb"), "rb") as f:
+            model.ParseFromString(f.read())
+    except Exception as e:  # protobuf's DecodeError, or an unreadable file
+        raise UserError(
+            f"{vgg_path} holds a corrupt SavedModel ({type(e).__name__}: {str(e)[:120]}); delete "
+            "it and download or rebuild it (`python main.py vgg --random --out DIR`)"
+        ) from None
+    if not any(TAG in m.meta_info_def.tags for m in model.meta_graphs):
+        raise UserError(
+            f"{vgg_path} has no MetaGraph with tag '{TAG}': it is not a VGG16 model in the "
+            "Udacity format; rebuild it with `python main.py vgg --random --out DIR`"
+        )
+
+
 def check_vgg_dir(vgg_path):
     """A one-line error naming what is missing, before TensorFlow prints a page of C++ log."""
     if not os.path.isdir(vgg_path):
@@ -100,114 +116,45 @@ def check_vgg_dir(vgg_path):
 
 
 def read_keras_h5(path):
-    """Keras VGG16 ImageNet weights -> {layer: (kernel, bias)}, fc1/fc2 as fc6/fc7 convolutions.
-
-    Accepts Keras 1 (`block1_conv1_W_1:0`) and Keras 2/3 (`block1_conv1/kernel:0`) layouts. fc1's
-    (25088, 4096) kernel is the flatten of a (7, 7, 512) channels-last map, so it reshapes to a
-    7x7x512x4096 convolution; fc2 becomes 1x1x4096x4096.
-    """
-    try:
-        import h5py
-    except ImportError:
-        raise UserError("reading --keras-h5 needs h5py: pip install h5py") from None
+    """Keras VGG16 ImageNet weights -> {layer: (kernel, bias)}, fc1/fc2 as fc6/fc7 convolutions
+    (7x7x512x4096 and 1x1x4096x4096); see `vgg16.read_keras_h5`."""
     if not os.path.isfile(path):
         raise UserError(f"Keras weights file {path} does not exist")
-    try:
-        f = h5py.File(path, "r")
-    except OSError as e:
-        raise UserError(f"{path} is not a readable HDF5 file ({e})") from None
-    with f:
-        root = f["model_weights"] if "model_weights" in f else f
-        names = [f"block{b}_conv{i}" for b, n, _ in _BLOCKS for i in range(1, n + 1)]
-        weights = {}
-        for name, target in [(n, n) for n in names] + [("fc1", "fc6"), ("fc2", "fc7")]:
-            if name not in root:
-                raise UserError(f"{path} has no layer {name!r}: is it the Keras VGG16 weights?")
-            arrays = _datasets(root[name])
-            kernel = [a for a in arrays if a.ndim >= 2]
-            bias = [a for a in arrays if a.ndim == 1]
-            if len(kernel) != 1 or len(bias) != 1:
-                raise UserError(f"{path}: layer {name!r} does not hold one kernel and one bias")
-            kernel, bias = kernel[0].astype(np.float32), bias[0].astype(np.float32)
-            if target == "fc6":  # (7*7*512, 4096) -> (7, 7, 512, 4096)
-                kernel = kernel.reshape(7, 7, kernel.shape[0] // 49, kernel.shape[1])
-            elif target == "fc7":  # (4096, 4096) -> (1, 1, 4096, 4096)
-                kernel = kernel.reshape(1, 1, *kernel.shape)
-            weights[target] = (kernel, bias)
-    return weights
-
-
-def _datasets(group):
-    """Every array stored anywhere below an h5py group."""
-    arrays = []
-    group.visititems(
-        lambda _, obj: arrays.append(np.asarray(obj)) if hasattr(obj, "shape") else None
-    )
-    return arrays
+    arrays = vgg16.read_keras_h5(path, _BLOCKS)
+    layers = dict.fromkeys(name.rpartition("/")[0] for name in arrays)
+    return {layer: (arrays[f"{layer}/kernel"], arrays[f"{layer}/bias"]) for layer in layers}
 
 
 def build_vgg16(weights=None, seed=0, width=1.0):
-    """Build the encoder in the default graph; return the five interface tensors.
+    """Build the encoder in the default graph, variables at top level; return the five
+    interface tensors.
 
-    weights: {layer: (kernel, bias)} from `read_keras_h5`, or None for He (variance-scaling 2.0)
-    random init, which trains from scratch where Glorot stalls at loss 0.693.
+    weights: {layer: (kernel, bias)} from `read_keras_h5`, embedded as constant initialisers (as
+    the Udacity model does, so code that runs global_variables_initializer after loading keeps
+    them), or None for He (variance-scaling 2.0) random init, which trains from scratch where
+    Glorot stalls at loss 0.693.
     width: channel multiplier (tests use 1/16 for a tiny model with the same structure).
     """
     import tensorflow.compat.v1 as tf
 
-    def channels(c):
-        return max(1, int(round(c * width)))
-
+    if weights is not None:
+        weights = {
+            f"{layer}/{kind}": array
+            for layer, pair in weights.items()
+            for kind, array in zip(("kernel", "bias"), pair, strict=True)
+        }
     image = tf.placeholder(tf.float32, [None, None, None, 3], name=INPUT_NAME)
     keep_prob = tf.placeholder(tf.float32, [], name=KEEP_PROB_NAME)
-    # RGB -> BGR, minus the BGR mean: Caffe-style VGG input, (N, H, W, 3).
-    x = tf.reverse(image, axis=[-1]) - tf.constant(_BGR_MEAN, tf.float32)
-    in_ch = 3
-    feats = {}
-    for block, n_convs, filters in _BLOCKS:
-        for i in range(1, n_convs + 1):
-            name = f"block{block}_conv{i}"
-            scale = 1.0 / _INPUT_STD if name == "block1_conv1" else 1.0
-            x = _conv(tf, x, name, 3, in_ch, channels(filters), weights, seed, scale)
-            in_ch = channels(filters)
-        x = tf.nn.max_pool2d(x, 2, 2, "SAME", name=f"pool{block}")
-        feats[block] = x
-    x = _conv(tf, x, "fc6", 7, in_ch, channels(_FC_FILTERS), weights, seed)
-    x = tf.nn.dropout(x, rate=1.0 - keep_prob)
-    x = _conv(tf, x, "fc7", 1, channels(_FC_FILTERS), channels(_FC_FILTERS), weights, seed)
-    x = tf.nn.dropout(x, rate=1.0 - keep_prob)
+    features = vgg16.build_vgg16_features(
+        image, keep_prob, width, seed, "conv", weights, _BLOCKS, _FC_FILTERS
+    )
     return (
         image,
         keep_prob,
-        tf.identity(feats[3], name=LAYER3_NAME),  # (N, H/8, W/8, 256)
-        tf.identity(feats[4], name=LAYER4_NAME),  # (N, H/16, W/16, 512)
-        tf.identity(x, name=LAYER7_NAME),  # (N, H/32, W/32, 4096)
+        tf.identity(features[8], name=LAYER3_NAME),  # (N, H/8, W/8, 256)
+        tf.identity(features[16], name=LAYER4_NAME),  # (N, H/16, W/16, 512)
+        tf.identity(features[32], name=LAYER7_NAME),  # (N, H/32, W/32, 4096)
     )
-
-
-def _conv(tf, x, name, k, cin, cout, weights, seed, scale=1.0):
-    with tf.variable_scope(name):
-        if weights is not None:
-            kernel0, bias0 = weights[name]
-            if kernel0.shape != (k, k, cin, cout):
-                raise UserError(
-                    f"weights of {name} have shape {kernel0.shape}, need {(k, k, cin, cout)}"
-                )
-            # Constant initialisers embed the weights in the graph (as the Udacity model does), so
-            # code that runs global_variables_initializer after loading keeps them.
-            kinit, binit = tf.constant_initializer(kernel0), tf.constant_initializer(bias0)
-        else:
-            # He init: keeps activation variance through ReLU layers (fan_in mode).
-            kinit = tf.variance_scaling_initializer(
-                2.0 * scale**2,
-                "fan_in",
-                "truncated_normal",
-                seed=seed + zlib.crc32(name.encode()) % 10000,
-            )
-            binit = tf.zeros_initializer()
-        kernel = tf.get_variable("kernel", [k, k, cin, cout], initializer=kinit)
-        bias = tf.get_variable("bias", [cout], initializer=binit)
-    return tf.nn.relu(tf.nn.bias_add(tf.nn.conv2d(x, kernel, 1, "SAME"), bias), name=name)
 
 
 def save_vgg16(out_dir, weights=None, seed=0, width=1.0):

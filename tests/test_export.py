@@ -6,13 +6,14 @@ import os
 import subprocess
 import sys
 import textwrap
+import types
 
 import cv2
 import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
 
-from fcn import cli, export, restore
+from fcn import cli, data, export, prediction, restore
 from fcn.errors import UserError
 
 IMAGE_SHAPE = (64, 192)
@@ -53,17 +54,9 @@ def _images(seed):
 
 
 def _training_graph_road_prob(trained_run, images):
-    """The run's own graph, with the export's resizes (same TF op) done outside it."""
-    with restore.open_run(trained_run) as r, r.sess.graph.as_default():
-        x = tf.placeholder(tf.float32, [None, None, None, None])  # images, then probs
-        size = tf.placeholder(tf.int32, [2])
-        resize = dict(half_pixel_centers=True)
-        to_network = tf.image.resize_bilinear(x, IMAGE_SHAPE, **resize)
-        back = tf.image.resize_bilinear(x, size, **resize)
-        small = r.sess.run(to_network, {x: images.astype(np.float32)})
-        probs = r.sess.run(r.probs, {r.image_input: small, r.keep_prob: 1.0})
-        full = r.sess.run(back, {x: probs, size: images.shape[1:3]})
-    return full[..., 1]
+    """The run's own graph: its prediction path from uint8 images to the road probability."""
+    with restore.open_run(trained_run) as r:
+        return r.sess.run(r.probs_full, {r.images: images})[..., 1]
 
 
 def _saved_model_outputs(path, images):
@@ -75,21 +68,22 @@ def _saved_model_outputs(path, images):
         return sess.run(fetch, {sig.inputs[export.INPUT_NAME].name: images})
 
 
-def test_serving_graph_scales_maps_keep_prob_and_thresholds_by_hand():
-    # A stand-in training graph: road logit = red channel * keep_prob, other logit 0, so
-    # road_prob = sigmoid(red) after the export's scaling.
-    stub = tf.Graph()
-    with stub.as_default():
-        x = tf.placeholder(tf.float32, [None, None, None, 3], name="image_input")
-        keep = tf.placeholder(tf.float32, [], name="keep_prob")
-        red = x[..., 0] * keep
-        tf.nn.softmax(tf.stack([tf.zeros_like(red), red], axis=-1), name="probs")
+def test_prediction_path_scales_maps_keep_prob_and_thresholds_by_hand():
+    # A stand-in network: road logit = red channel * keep_prob, other logit 0, so
+    # road_prob = sigmoid(red) after the prediction path's scaling.
+    # The path reads only these fields (a real Config refuses a 1x3 network input).
+    cfg = types.SimpleNamespace(image_shape=(1, 3), normalize="centered", threshold=0.6)
+
+    def network(x, is_training, keep_prob):
+        red = x[..., 0] * keep_prob
+        return tf.stack([tf.zeros_like(red), red], axis=-1)
+
     graph = tf.Graph()
     with graph.as_default(), tf.Session(graph=graph) as sess:
-        t = export.build_serving_graph(stub.as_graph_def(), (1, 3), "centered", 2, 1, 0.6)
+        t = prediction.build(network, cfg, data.KITTI_ROAD)
         image = np.zeros((1, 1, 3, 3), np.uint8)
         image[0, 0, :, 0] = (0, 255, 128)
-        road, mask = sess.run([t["road_prob"], t["mask"]], {t["images"]: image})
+        road, mask = sess.run([t["positive_prob"], t["mask"]], {t["images"]: image})
     # centered: v / 255 - 0.5 -> -0.5, 0.5, 0.00196; sigmoid -> 0.37754, 0.62246, 0.50049.
     np.testing.assert_allclose(road, [[[0.37754, 0.62246, 0.50049]]], atol=1e-5)
     np.testing.assert_array_equal(mask, [[[0, 1, 0]]])  # threshold 0.6
@@ -126,7 +120,7 @@ def test_frozen_graph_runs_and_matches_the_saved_model(exported):
     graph = tf.Graph()
     with graph.as_default(), tf.Session(graph=graph) as sess:
         tf.import_graph_def(graph_def, name="")
-        road, mask = sess.run([names["road_prob"], names["mask"]], {names["input"]: images})
+        road, mask = sess.run(["road_prob:0", names["mask"]], {names["images"]: images})
     served = _saved_model_outputs(exported, images)
     np.testing.assert_array_equal(road, served["road_prob"])
     np.testing.assert_array_equal(mask, served["mask"])
@@ -142,8 +136,11 @@ def test_onnx_matches_tensorflow(exported):
         os.path.join(exported, meta["onnx"]["file"]), providers=["CPUExecutionProvider"]
     )
     for images in _images(2):
-        (road,) = session.run([meta["tensors"]["road_prob"]], {meta["tensors"]["input"]: images})
+        (probs,) = session.run(
+            [meta["tensors"]["probs_full"]], {meta["tensors"]["images"]: images}
+        )
         served = _saved_model_outputs(exported, images)
+        road = probs[..., 1]
         assert road.shape == images.shape[:3]
         assert np.abs(road - served["road_prob"]).max() < 1e-4
 

@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 import pytest
 
-from fcn import cli, data, infer, predict, restore
+from fcn import cli, data, infer, predict, prediction, restore
 from fcn.errors import UserError
 
 IMAGE_SHAPE = (64, 192)
@@ -26,9 +26,7 @@ def _expected_probs(trained_run, image):
     """The run's class probabilities of `image` at its own size, computed without fcn.predict."""
     with restore.open_run(trained_run) as r:
         small = cv2.resize(image, IMAGE_SHAPE[::-1], interpolation=cv2.INTER_AREA)
-        probs = infer.predict_probs(
-            r.sess, r.probs, r.image_input, r.keep_prob, small[None], r.config.normalize
-        )[0]
+        probs = infer.predict_probs(r.sess, r.probs, r.image_input, r.keep_prob, small[None])[0]
     return infer.to_original_size(probs, *image.shape[:2])
 
 
@@ -36,7 +34,10 @@ def test_postprocess_hand_worked():
     # 1x2 network output upsampled to 1x2 (same size): road 0.8 | 0.3 -> mask 1 | 0.
     probs = np.array([[[0.2, 0.8], [0.7, 0.3]]], np.float32)
     image = np.array([[[10, 20, 30], [40, 50, 60]]], np.uint8)
-    shown, road, mask = predict.postprocess(image, probs, data.KITTI_ROAD, 0.5, alpha=0.5)
+    decided = prediction.decide_np(probs, data.KITTI_ROAD, 0.5)
+    shown, road, mask = predict.postprocess(
+        image, probs, decided, data.KITTI_ROAD, 0.5, alpha=0.5
+    )
     np.testing.assert_array_equal(mask, [[1, 0]])
     np.testing.assert_allclose(road, [[0.8, 0.3]])
     # Road pixel: 0.5 * (10, 20, 30) + 0.5 * (0, 255, 0) = (5, 137.5, 15) -> rounded (5, 138, 15).

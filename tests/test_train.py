@@ -150,18 +150,23 @@ def test_freeze_keeps_named_encoder_variables_fixed(tiny_vgg):
     with tf.Graph().as_default(), tf.Session() as sess:
         model = train.build_model(sess, cfg, 2)
         train.initialize_new_variables(sess)
+        # The encoder's variables live under its scope; --freeze names are relative to it.
         names = ("fc6/kernel", "fc7/bias", "block5_conv3/kernel")
-        variables = {v.op.name: v for v in tf.global_variables() if v.op.name in names}
+        variables = {
+            v.op.name.removeprefix("encoder/"): v
+            for v in tf.global_variables()
+            if v.op.name.removeprefix("encoder/") in names
+        }
+        assert sorted(variables) == sorted(names)
         before = sess.run(variables)
         rng = np.random.default_rng(0)
-        labels = np.zeros((2, 64, 96, 2), np.float32)
-        labels[..., 0] = rng.random((2, 64, 96)) < 0.5
-        labels[..., 1] = 1 - labels[..., 0]
+        labels = (rng.random((2, 64, 96)) < 0.5).astype(np.uint8)  # class ids
         feed = {
             model["image_input"]: rng.uniform(0, 255, (2, 64, 96, 3)),
-            model["correct_label"]: labels,
+            model["labels"]: labels,
             model["keep_prob"]: 1.0,
             model["learning_rate"]: 1e-2,
+            model["is_training"]: True,
         }
         sess.run(model["train_op"], feed)
         after = sess.run(variables)
