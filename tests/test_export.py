@@ -136,9 +136,7 @@ def test_onnx_matches_tensorflow(exported):
         os.path.join(exported, meta["onnx"]["file"]), providers=["CPUExecutionProvider"]
     )
     for images in _images(2):
-        (probs,) = session.run(
-            [meta["tensors"]["probs_full"]], {meta["tensors"]["images"]: images}
-        )
+        (probs,) = session.run([meta["tensors"]["probs_full"]], {meta["tensors"]["images"]: images})
         served = _saved_model_outputs(exported, images)
         road = probs[..., 1]
         assert road.shape == images.shape[:3]

@@ -35,9 +35,7 @@ def test_postprocess_hand_worked():
     probs = np.array([[[0.2, 0.8], [0.7, 0.3]]], np.float32)
     image = np.array([[[10, 20, 30], [40, 50, 60]]], np.uint8)
     decided = prediction.decide_np(probs, data.KITTI_ROAD, 0.5)
-    shown, road, mask = predict.postprocess(
-        image, probs, decided, data.KITTI_ROAD, 0.5, alpha=0.5
-    )
+    shown, road, mask = predict.postprocess(image, probs, decided, data.KITTI_ROAD, 0.5, alpha=0.5)
     np.testing.assert_array_equal(mask, [[1, 0]])
     np.testing.assert_allclose(road, [[0.8, 0.3]])
     # Road pixel: 0.5 * (10, 20, 30) + 0.5 * (0, 255, 0) = (5, 137.5, 15) -> rounded (5, 138, 15).

@@ -18,9 +18,7 @@ def he_init(seed=None, scale=1.0):
     return tf.variance_scaling_initializer(2.0 * scale**2, "fan_in", "truncated_normal", seed=seed)
 
 
-def conv2d(
-    x, filters, kernel_size, name, stride=1, use_bias=True, init=None, l2=False, dilation=1
-):
+def conv2d(x, filters, kernel_size, name, stride=1, use_bias=True, init=None, l2=False, dilation=1):
     """SAME convolution; kernel (k, k, C_in, filters) under scope `name`/kernel, bias /bias."""
     with tf.variable_scope(name):
         cin = int(x.shape[-1])
