@@ -9,7 +9,7 @@ import os
 
 import numpy as np
 
-from fcn import data, download, infer, prediction, runs
+from fcn import data, download, overlays, prediction, runs
 
 
 def maybe_download_pretrained_vgg(data_dir):
@@ -54,7 +54,7 @@ def gen_test_output(sess, logits, keep_prob, image_pl, data_folder, image_shape)
             out = sess.run(logits, {keep_prob: 1.0, image_pl: x})
             out = np.reshape(out, (1, image_shape[0], image_shape[1], -1))
             _, mask = stages.finish(out, original.shape[:2])
-            yield os.path.basename(path), infer.paint(original, mask[0], spec)
+            yield os.path.basename(path), overlays.paint(original, mask[0], spec)
     finally:
         stages.close()
 

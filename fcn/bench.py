@@ -33,8 +33,9 @@ import cv2
 import numpy as np
 
 from fcn import config as cfg
-from fcn import data, runs, synth
-from fcn.augment import Augmenter
+from fcn import data, runs
+from fcn.data import synth
+from fcn.data.augment import Augmenter
 from fcn.errors import UserError
 
 HELP = "measure training, input-pipeline and inference images/s against a naive baseline"

@@ -86,7 +86,8 @@ def _demo_args(parser):
 
 
 def _run_demo(args):
-    from fcn import synth, train, vgg
+    from fcn import train, vgg
+    from fcn.data import synth
 
     config = cfg.from_args(args)
     t0 = time.time()
@@ -117,7 +118,7 @@ def _synth_args(parser):
 
 
 def _run_synth(args):
-    from fcn import synth
+    from fcn.data import synth
 
     summary = synth.generate_dataset(
         args.out, count=args.count, test_count=args.test_count, seed=args.seed
@@ -161,10 +162,19 @@ COMMANDS = {
     "demo": ("offline end-to-end demo on synthetic data with a random VGG", _demo_args, _run_demo),
     "synth": ("write a synthetic KITTI-layout dataset", _synth_args, _run_synth),
     "vgg": ("build a VGG16 SavedModel (random or Keras ImageNet weights)", _vgg_args, _run_vgg),
-    "evaluate": ("score a run: KITTI devkit and per-class metrics, error analysis", "fcn.evaluate"),
+    "evaluate": (
+        "score a run: KITTI devkit and per-class metrics, error analysis",
+        "fcn.commands.evaluate",
+    ),
     "bench": ("measure training, pipeline and inference throughput", "fcn.bench"),
-    "infer": ("segment images, folders, globs and videos with a run or an export", "fcn.predict"),
-    "export": ("export a run as a self-contained SavedModel (+ frozen graph, ONNX)", "fcn.export"),
+    "infer": (
+        "segment images, folders, globs and videos with a run or an export",
+        "fcn.commands.infer",
+    ),
+    "export": (
+        "export a run as a self-contained SavedModel (+ frozen graph, ONNX)",
+        "fcn.commands.export",
+    ),
 }
 
 

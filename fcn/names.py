@@ -42,3 +42,10 @@ VAL_OVERLAYS_DIR = "val_overlays"
 TEST_DIR = "test"
 EVAL_DIR = "eval"
 SUBMISSION_DIR = "submission"
+
+# --- export folders (fcn.commands.export writes them, fcn.restore opens them) ---
+EXPORT_METADATA_FILE = "export.json"
+EXPORT_FORMAT = "fcn-export"
+EXPORT_FORMAT_VERSION = 2
+EXPORT_TAG = "serve"
+EXPORT_SIGNATURE = "serving_default"

@@ -1,4 +1,4 @@
-"""Open a trained run for inference: its config and a session with the restored graph.
+"""Open a trained run (or an export) for prediction: its config and a session with the graph.
 
 A checkpoint's .meta file holds the whole graph (VGG included), so a run folder is
 self-contained: the VGG folder it was trained from is not needed to use it.
@@ -93,3 +93,83 @@ def open_run(run_dir, which="best", precision_name="float32"):
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise UserError(f"cannot restore {prefix}: {first[:200]}") from None
     return restored
+
+
+# A run or an export behind one predict(): both hold the same prediction path.
+
+
+@dataclasses.dataclass
+class Model:
+    config: cfg.Config
+    spec: data.DatasetSpec
+    sess: object
+    tensors: dict  # images, probs_full, mask, threshold: the prediction path (fcn.prediction)
+    source: str  # what was loaded, for the log
+
+    def predict(self, images, threshold=None, batch_size=8):
+        """RGB uint8 images of any sizes -> [(probs_full (H, W, C), mask (H, W))]."""
+        from fcn import prediction
+
+        return prediction.predict_arrays(self.sess, self.tensors, images, batch_size, threshold)
+
+    def close(self):
+        self.sess.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def open_model(path, precision_name="auto", which="best"):
+    """A training run (its `which` checkpoint) or an export folder, ready to predict: both
+    hold the same prediction path, so they give the same pixels."""
+    from fcn import precision
+
+    prec = precision.resolve(precision_name)
+    if is_export(path):
+        return _open_export(path, prec)
+    r = open_run(path, which=which, precision_name=prec)
+    tensors = dict(images=r.images, probs_full=r.probs_full, mask=r.mask, threshold=r.threshold)
+    return Model(r.config, r.spec, r.sess, tensors, r.checkpoint)
+
+
+def _open_export(path, prec):
+    import tensorflow.compat.v1 as tf
+
+    from fcn import precision
+
+    meta = read_metadata(path)
+    config = cfg.Config.from_dict(meta["config"])
+    spec = data.get_spec(config.dataset)
+    graph = tf.Graph()
+    sess = tf.Session(graph=graph, config=precision.session_config(prec))
+    try:
+        with graph.as_default():
+            tf.saved_model.loader.load(sess, [names.EXPORT_TAG], path)
+            tensors = {k: graph.get_tensor_by_name(v) for k, v in meta["tensors"].items()}
+    except (KeyError, ValueError, OSError, tf.errors.OpError) as e:
+        sess.close()
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise UserError(f"cannot load the export {path}: {first[:200]}; re-export it") from None
+    return Model(config, spec, sess, tensors, path)
+
+
+def is_export(path):
+    """True for a folder written by `python main.py export` (a SavedModel beside export.json)."""
+    return os.path.isfile(os.path.join(path, names.EXPORT_METADATA_FILE)) and os.path.isfile(
+        os.path.join(path, "saved_model.pb")
+    )
+
+
+def read_metadata(path):
+    """export.json of an export folder, checked to be of the format this version reads."""
+    meta = runs.read_json(os.path.join(path, names.EXPORT_METADATA_FILE))
+    fmt, version = names.EXPORT_FORMAT, names.EXPORT_FORMAT_VERSION
+    if meta.get("format") != fmt or meta.get("version") != version:
+        raise UserError(
+            f"{path}/{names.EXPORT_METADATA_FILE} is not a version-{version} {fmt} file; "
+            "re-export the run with `python main.py export`"
+        )
+    return meta

@@ -20,18 +20,18 @@ from tqdm import tqdm
 from fcn import (
     checkpoint,
     data,
-    infer,
     losses,
     metrics,
     models,
     names,
+    overlays,
     precision,
     prediction,
     runs,
     tboard,
     vgg,
 )
-from fcn.augment import Augmenter
+from fcn.data.augment import Augmenter
 from fcn.errors import UserError
 from fcn.models import encoders, weights
 
@@ -207,7 +207,7 @@ def best_metric(config, spec):
 
 def write_overlays(folder, split, masks, spec):
     for ex, image, mask in zip(split.examples, split.images, masks, strict=True):
-        runs.write_image(os.path.join(folder, ex.name + ".png"), infer.paint(image, mask, spec))
+        runs.write_image(os.path.join(folder, ex.name + ".png"), overlays.paint(image, mask, spec))
 
 
 def write_test_overlays(sess, model, examples, out_dir, config, spec, batch_size=None):
@@ -222,14 +222,14 @@ def write_test_overlays(sess, model, examples, out_dir, config, spec, batch_size
         leave=False,
         disable=None,
     ):
-        runs.write_image(os.path.join(out_dir, ex.name + ".png"), infer.paint(image, mask, spec))
+        runs.write_image(os.path.join(out_dir, ex.name + ".png"), overlays.paint(image, mask, spec))
         count += 1
     return count
 
 
 def _log_overlays(writer, step, split, masks, spec):
     images = [
-        infer.paint(image, mask, spec) for image, mask in zip(split.images, masks, strict=False)
+        overlays.paint(image, mask, spec) for image, mask in zip(split.images, masks, strict=False)
     ]
     writer.add_summary(tboard.image_summary("val_overlays", images), step)
 

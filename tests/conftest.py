@@ -7,7 +7,8 @@ import tensorflow.compat.v1 as tf
 
 tf.disable_v2_behavior()
 
-from fcn import config, synth, train, vgg  # noqa: E402
+from fcn import config, train, vgg  # noqa: E402
+from fcn.data import synth  # noqa: E402
 
 # 1/16 of VGG16's channels: the same structure and interface, built in about a second.
 TINY_WIDTH = 1 / 16

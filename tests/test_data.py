@@ -7,7 +7,8 @@ import cv2
 import numpy as np
 import pytest
 
-from fcn import augment, data
+from fcn import data
+from fcn.data import augment
 from fcn.errors import UserError
 
 

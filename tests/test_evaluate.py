@@ -12,7 +12,9 @@ import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
 
-from fcn import bev, cli, data, evaluate, metrics, tboard
+from fcn import cli, data, prediction, tboard
+from fcn.commands import evaluate
+from fcn.kitti import bev, devkit
 
 approx = pytest.approx
 V = data.IGNORE_LABEL
@@ -301,8 +303,8 @@ def test_class_prediction_thresholds_binary_models():
     probs = np.array([[[0.7, 0.3], [0.55, 0.45]]], np.float32)  # (1, 2, 2): road is class 1
     spec = data.KITTI_ROAD
     # argmax would say not road twice; at threshold 0.4 the second pixel is road.
-    np.testing.assert_array_equal(evaluate.class_prediction(probs, spec, 0.4), [[0, 1]])
-    np.testing.assert_array_equal(evaluate.class_prediction(probs, spec, 0.5), [[0, 0]])
+    np.testing.assert_array_equal(prediction.decide_np(probs, spec, 0.4), [[0, 1]])
+    np.testing.assert_array_equal(prediction.decide_np(probs, spec, 0.5), [[0, 0]])
 
 
 def test_json_safe_writes_null_for_nan():
@@ -340,4 +342,4 @@ def test_image_summary_decodes_to_the_same_pixels():
 
 def test_kitti_groups_match_the_metrics_module():
     assert evaluate.KITTI_GROUPS == ("um_road", "umm_road", "uu_road", "urban_road")
-    assert set(evaluate.KITTI_KEYS) == set(metrics.kitti_scores([0], [0], 1, 1))
+    assert set(evaluate.KITTI_KEYS) == set(devkit.kitti_scores([0], [0], 1, 1))

@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
 
-from fcn import cli, data, export, prediction, restore
+from fcn import cli, data, prediction, restore
+from fcn.commands import export
 from fcn.errors import UserError
 
 IMAGE_SHAPE = (64, 192)

@@ -7,7 +7,8 @@ import cv2
 import numpy as np
 import pytest
 
-from fcn import cli, data, infer, predict, prediction, restore
+from fcn import cli, data, overlays, prediction, restore
+from fcn.commands import infer as infer_command
 from fcn.errors import UserError
 
 IMAGE_SHAPE = (64, 192)
@@ -23,11 +24,11 @@ def _write_rgb(path, rgb):
 
 
 def _expected_probs(trained_run, image):
-    """The run's class probabilities of `image` at its own size, computed without fcn.predict."""
+    """The run's class probabilities of `image` at its own size, without the infer command."""
     with restore.open_run(trained_run) as r:
         small = cv2.resize(image, IMAGE_SHAPE[::-1], interpolation=cv2.INTER_AREA)
-        probs = infer.predict_probs(r.sess, r.probs, r.image_input, r.keep_prob, small[None])[0]
-    return infer.to_original_size(probs, *image.shape[:2])
+        probs = overlays.predict_probs(r.sess, r.probs, r.image_input, r.keep_prob, small[None])[0]
+    return overlays.to_original_size(probs, *image.shape[:2])
 
 
 def test_postprocess_hand_worked():
@@ -35,7 +36,9 @@ def test_postprocess_hand_worked():
     probs = np.array([[[0.2, 0.8], [0.7, 0.3]]], np.float32)
     image = np.array([[[10, 20, 30], [40, 50, 60]]], np.uint8)
     decided = prediction.decide_np(probs, data.KITTI_ROAD, 0.5)
-    shown, road, mask = predict.postprocess(image, probs, decided, data.KITTI_ROAD, 0.5, alpha=0.5)
+    shown, road, mask = infer_command.postprocess(
+        image, probs, decided, data.KITTI_ROAD, 0.5, alpha=0.5
+    )
     np.testing.assert_array_equal(mask, [[1, 0]])
     np.testing.assert_allclose(road, [[0.8, 0.3]])
     # Road pixel: 0.5 * (10, 20, 30) + 0.5 * (0, 255, 0) = (5, 137.5, 15) -> rounded (5, 138, 15).
@@ -75,7 +78,9 @@ def test_folder_single_image_and_glob(trained_run, tmp_path, capsys):
         np.testing.assert_array_equal(mask[sure], road[sure] >= 0.5)
         # Not-road pixels are the input, untouched; road pixels are blended with green.
         np.testing.assert_array_equal(shown[mask == 0], image[mask == 0])
-        np.testing.assert_array_equal(shown, infer.overlay(image, mask == 1, infer.GREEN, 0.5))
+        np.testing.assert_array_equal(
+            shown, overlays.overlay(image, mask == 1, overlays.GREEN, 0.5)
+        )
 
 
 def test_rgba_grey_and_16_bit_inputs(trained_run, tmp_path, capsys):
@@ -148,23 +153,23 @@ def test_never_overwrites_an_input(trained_run, tmp_path, capsys):
 def test_two_inputs_with_one_output_name_are_refused(tmp_path):
     for name in ("a.png", "a.jpg"):
         _write_rgb(tmp_path / name, _random_image((8, 8, 3), 0))
-    paths = predict.collect_inputs([str(tmp_path)])
+    paths = infer_command.collect_inputs([str(tmp_path)])
     with pytest.raises(UserError, match="would both write"):
-        predict.plan_jobs(paths, str(tmp_path / "out"), False, False)
+        infer_command.plan_jobs(paths, str(tmp_path / "out"), False, False)
 
 
 def test_missing_input_and_empty_glob(tmp_path):
     with pytest.raises(UserError, match="does not exist"):
-        predict.collect_inputs([str(tmp_path / "nope.png")])
+        infer_command.collect_inputs([str(tmp_path / "nope.png")])
     with pytest.raises(UserError, match="matches no images"):
-        predict.collect_inputs([str(tmp_path / "*.png")])
+        infer_command.collect_inputs([str(tmp_path / "*.png")])
 
 
 def test_crf_without_pydensecrf_says_how_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "pydensecrf", None)  # import now raises ImportError
     monkeypatch.setitem(sys.modules, "pydensecrf.densecrf", None)
     with pytest.raises(UserError, match="pip install pydensecrf2"):
-        predict.densecrf_module()
+        infer_command.densecrf_module()
 
 
 def test_crf_cleans_noise_inside_a_colour_region():
@@ -176,7 +181,7 @@ def test_crf_cleans_noise_inside_a_colour_region():
     road[:, 12:] = 0.6
     road[5, 15] = road[10, 20] = road[18, 14] = 0.45
     probs = np.stack([1 - road, road], axis=-1)
-    refined = predict.crf_refine(image, probs)
+    refined = infer_command.crf_refine(image, probs)
     assert refined.shape == probs.shape
     np.testing.assert_allclose(refined.sum(-1), 1.0, atol=1e-5)
     assert (refined[:, 12:, 1] > 0.5).all() and (refined[:, :12, 1] < 0.5).all()

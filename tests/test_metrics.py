@@ -9,6 +9,7 @@ import pytest
 
 from fcn import metrics as m
 from fcn.errors import UserError
+from fcn.kitti import devkit
 
 V = m.IGNORE_LABEL
 approx = pytest.approx
@@ -151,7 +152,7 @@ def test_binary_scores_rejects_logits_and_bad_labels():
 
 def test_kitti_gt_from_rgb_matches_devkit_reading(tmp_path):
     rgb = np.array([[[255, 0, 255], [255, 0, 0], [0, 0, 0]]], np.uint8)  # magenta, red, black
-    road, valid = m.kitti_gt_from_rgb(rgb)
+    road, valid = devkit.kitti_gt_from_rgb(rgb)
     np.testing.assert_array_equal(road, [[True, False, False]])
     np.testing.assert_array_equal(valid, [[True, True, False]])
     # The devkit's getGroundTruth: cv2.imread(path, -1) (BGR), road = [..., 0], valid = [..., 2]
@@ -165,7 +166,7 @@ def test_kitti_gt_from_rgb_matches_devkit_reading(tmp_path):
 def test_kitti_perfect_prediction():
     road = np.array([[1, 1, 0], [0, 1, 0]], bool)
     valid = np.ones_like(road)
-    ev = m.KittiRoadEvaluator()
+    ev = devkit.KittiRoadEvaluator()
     ev.update(road.astype(np.float32), road, valid)
     r = ev.result()
     # The devkit's 1e-10 guards keep MaxF and AvgPrec a hair below 1.
@@ -193,7 +194,7 @@ _B = (
 
 
 def test_kitti_two_images_by_hand():
-    ev = m.KittiRoadEvaluator()
+    ev = devkit.KittiRoadEvaluator()
     ev.update(*_A)
     ev.update(*_B)
     # Pooled: road {255, 200, 100, 150} (4), non-road {50, 200, 100, 10} (4).
@@ -224,18 +225,18 @@ def test_kitti_avgprec_uses_the_devkits_recall_levels():
     # 0, .1, .2 only: AvgPrec = (3 * 1 + 8 * 10/17) / 11 (a rounded 0.3 would give 4 and 7).
     prob = np.array([255] * 3 + [0] * 7 + [0] * 7, np.uint8)[None]
     road = np.array([1] * 10 + [0] * 7, bool)[None]
-    ev = m.KittiRoadEvaluator()
+    ev = devkit.KittiRoadEvaluator()
     ev.update(prob, road, np.ones_like(road))
     assert ev.result()["AvgPrec"] == approx((3 + 8 * 10 / 17) / 11)
 
 
 def _devkit_loop_counts(prob, gt_road, gt_valid):
     """evalExp the slow way: the devkit's float32 map, one pass per threshold."""
-    q = m.probability_to_uint8(prob)
+    q = devkit.probability_to_uint8(prob)
     p = np.clip(q.astype("f4") / np.iinfo(q.dtype).max, 0.0, 1.0)  # as evaluateRoad.py reads
     pos, neg = gt_road & gt_valid, ~gt_road & gt_valid
-    fn = np.array([np.sum(pos & (p < t)) for t in m.KITTI_THRESHOLDS])
-    fp = np.array([np.sum(neg & (p >= t)) for t in m.KITTI_THRESHOLDS])
+    fn = np.array([np.sum(pos & (p < t)) for t in devkit.KITTI_THRESHOLDS])
+    fp = np.array([np.sum(neg & (p >= t)) for t in devkit.KITTI_THRESHOLDS])
     return fn, fp, int(pos.sum()), int(neg.sum())
 
 
@@ -248,31 +249,31 @@ def test_kitti_histogram_equals_per_threshold_loop():
         else:  # exact k/255 values too, where float32 rounding would matter
             prob.flat[::3] = rng.integers(0, 256, prob.flat[::3].shape) / 255.0
         gt_road, gt_valid = rng.random(shape) < 0.4, rng.random(shape) < 0.8
-        got = m.kitti_pixel_counts(prob, gt_road, gt_valid)
+        got = devkit.kitti_pixel_counts(prob, gt_road, gt_valid)
         want = _devkit_loop_counts(prob, gt_road, gt_valid)
         np.testing.assert_array_equal(got[0], want[0])
         np.testing.assert_array_equal(got[1], want[1])
         assert got[2:] == want[2:]
     # Why q >= i is the devkit's test: float32(k) / 255 never rounds below k / 255.0.
-    assert (np.arange(256).astype("f4") / np.float32(255) >= m.KITTI_THRESHOLDS).all()
+    assert (np.arange(256).astype("f4") / np.float32(255) >= devkit.KITTI_THRESHOLDS).all()
 
 
 def test_evaluate_kitti_road_categories_and_urban():
-    out = m.evaluate_kitti_road([("um", *_A), ("uu_road", *_B)])
+    out = devkit.evaluate_kitti_road([("um", *_A), ("uu_road", *_B)])
     assert list(out) == ["um_road", "uu_road", "urban_road"]  # no umm image: no umm_road
-    alone = m.KittiRoadEvaluator()
+    alone = devkit.KittiRoadEvaluator()
     alone.update(*_A)
     assert out["um_road"] == alone.result()
     assert out["urban_road"]["MaxF"] == approx(4 / 5)  # the pooled two-image example
-    assert m.evaluate_kitti_road([]) == {}
+    assert devkit.evaluate_kitti_road([]) == {}
     with pytest.raises(ValueError, match="um_lane"):
-        m.evaluate_kitti_road([("um_lane", *_A)])
+        devkit.evaluate_kitti_road([("um_lane", *_A)])
 
 
 def test_kitti_edge_cases():
     with pytest.raises(ValueError, match="before any update"):
-        m.KittiRoadEvaluator().result()
-    ev = m.KittiRoadEvaluator()
+        devkit.KittiRoadEvaluator().result()
+    ev = devkit.KittiRoadEvaluator()
     ev.update(np.zeros((2, 2)), np.zeros((2, 2), bool), np.ones((2, 2), bool))
     assert all(math.isnan(v) for v in ev.result().values())  # no road pixel: undefined
     with pytest.raises(ValueError, match="same"):
@@ -283,37 +284,39 @@ def test_kitti_edge_cases():
 
 def test_probability_to_uint8():
     np.testing.assert_array_equal(
-        m.probability_to_uint8(np.array([-0.1, 0.0, 0.5, 0.999, 1.0, 1.2])),
+        devkit.probability_to_uint8(np.array([-0.1, 0.0, 0.5, 0.999, 1.0, 1.2])),
         [0, 0, 128, 255, 255, 255],
     )
-    np.testing.assert_array_equal(m.probability_to_uint8(np.array([True, False])), [255, 0])
+    np.testing.assert_array_equal(devkit.probability_to_uint8(np.array([True, False])), [255, 0])
 
 
 def test_read_probability_png_8_and_16_bit(tmp_path):
     p8, p16 = str(tmp_path / "p8.png"), str(tmp_path / "p16.png")
     cv2.imwrite(p8, np.array([[0, 128, 255]], np.uint8))
     cv2.imwrite(p16, np.array([[0, 32768, 65535]], np.uint16))
-    a8, a16 = m.read_probability_png(p8), m.read_probability_png(tmp_path / "p16.png")
+    a8, a16 = devkit.read_probability_png(p8), devkit.read_probability_png(tmp_path / "p16.png")
     assert a8.dtype == np.float32 and a8.shape == (1, 3)
     np.testing.assert_allclose(a8, [[0, 128 / 255, 1]], rtol=1e-7)
     np.testing.assert_allclose(a16, [[0, 32768 / 65535, 1]], rtol=1e-7)
     # 8-bit values survive read -> probability_to_uint8 exactly (what the evaluator does).
     every = np.arange(256, dtype=np.uint8)[None]
     cv2.imwrite(p8, every)
-    np.testing.assert_array_equal(m.probability_to_uint8(m.read_probability_png(p8)), every)
+    np.testing.assert_array_equal(
+        devkit.probability_to_uint8(devkit.read_probability_png(p8)), every
+    )
 
 
 def test_read_probability_png_errors_name_the_file(tmp_path):
     grey_bgr = str(tmp_path / "grey_bgr.png")
     cv2.imwrite(grey_bgr, np.full((2, 2, 3), 200, np.uint8))  # grey saved as colour: accepted
-    np.testing.assert_allclose(m.read_probability_png(grey_bgr), 200 / 255)
+    np.testing.assert_allclose(devkit.read_probability_png(grey_bgr), 200 / 255)
     colour = str(tmp_path / "colour.png")
     cv2.imwrite(colour, np.array([[[0, 0, 255]]], np.uint8))
     with pytest.raises(UserError, match="colour.png.*single-channel"):
-        m.read_probability_png(colour)
+        devkit.read_probability_png(colour)
     with pytest.raises(UserError, match="missing.png"):
-        m.read_probability_png(tmp_path / "missing.png")
+        devkit.read_probability_png(tmp_path / "missing.png")
     not_png = tmp_path / "not_png.png"
     not_png.write_text("hello")
     with pytest.raises(UserError, match="not_png.png"):
-        m.read_probability_png(not_png)
+        devkit.read_probability_png(not_png)

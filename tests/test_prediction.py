@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
 
-from fcn import data, export, predict, prediction
+from fcn import data, prediction, restore
+from fcn.commands import export
 
 # Real KITTI test frames come in four sizes (1242x375, 1241x376, 1226x370, 1224x370).
 FRAMES = ("um_000084.png", "umm_000010.png", "uu_000066.png", "uu_000080.png")
@@ -77,9 +78,9 @@ def test_export_agrees_with_infer_on_full_size_real_frames(trained_run, kitti_sa
     out = str(tmp_path / "export")
     export.export(trained_run, out, log=lambda *a: None)
     images = _frames(kitti_sample)
-    with predict.open_model(trained_run, "float32") as run:
+    with restore.open_model(trained_run, "float32") as run:
         from_run = run.predict(images)
-    with predict.open_model(out, "float32") as exported:
+    with restore.open_model(out, "float32") as exported:
         from_export = exported.predict(images)
     for image, (p_run, m_run), (p_exp, m_exp) in zip(images, from_run, from_export, strict=True):
         assert m_run.shape == m_exp.shape == image.shape[:2]

@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 import pytest
 
-from fcn import synth
+from fcn.data import synth
 from fcn.errors import UserError
 
 SIZES = ((60, 200), (61, 203))

@@ -71,11 +71,11 @@ def test_run_folder_is_complete(tiny_run):
 
 
 def test_overlay_paints_green_only_where_road():
-    from fcn import infer
+    from fcn import overlays
 
     image = np.full((2, 2, 3), 100, np.uint8)
     prob = np.array([[0.9, 0.1], [0.6, 0.4]], np.float32)
-    out = infer.road_overlay(image, prob, threshold=0.5, alpha=0.5)
+    out = overlays.road_overlay(image, prob, threshold=0.5, alpha=0.5)
     # Road pixels: 0.5*100 + 0.5*(0, 255, 0) = (50, 178, 50) after rounding 177.5 -> 178.
     assert out[0, 0].tolist() == [50, 178, 50] and out[1, 0].tolist() == [50, 178, 50]
     assert out[0, 1].tolist() == [100, 100, 100] and out[1, 1].tolist() == [100, 100, 100]

@@ -85,21 +85,20 @@ def batch_norm(x, is_training, name, momentum=BN_MOMENTUM, epsilon=BN_EPSILON):
             "moving_variance", [c], initializer=tf.ones_initializer(), trainable=False
         )
 
-        def train_branch():
-            y, mean, variance = tf.nn.fused_batch_norm(
-                x, gamma, beta, epsilon=epsilon, is_training=True
-            )
-            return y, mean, variance
-
-        def predict_branch():
-            y, _, _ = tf.nn.fused_batch_norm(
-                x, gamma, beta, moving_mean, moving_variance, epsilon, is_training=False
-            )
-            return y, moving_mean, moving_variance
-
-        y, mean, variance = tf.cond(is_training, train_branch, predict_branch)
+        # Batch moments in float32, (C,) each; with is_training false the moving ones are used.
+        # A select, not a tf.cond: the graph and its gradient stay small (MobileNetV2 has 52 of
+        # these), at the cost of the (cheap) moments also being computed at prediction.
+        mean, variance = tf.nn.moments(tf.cast(x, tf.float32), [0, 1, 2])
+        use_mean = tf.where_v2(is_training, mean, moving_mean)
+        use_variance = tf.where_v2(is_training, variance, moving_variance)
+        y = tf.nn.batch_normalization(
+            x, tf.cast(use_mean, x.dtype), tf.cast(use_variance, x.dtype), beta, gamma, epsilon
+        )
         decay = 1.0 - momentum
-        for moving, value in ((moving_mean, mean), (moving_variance, variance)):
+        # Keras (and fused batch norm) update the moving variance with the unbiased estimate.
+        n = tf.cast(tf.reduce_prod(tf.shape(x)[:3]), tf.float32)
+        unbiased = variance * n / tf.maximum(n - 1.0, 1.0)
+        for moving, value in ((moving_mean, mean), (moving_variance, unbiased)):
             update = tf.assign_sub(moving, decay * (moving - value))
             tf.add_to_collection(tf.GraphKeys.UPDATE_OPS, update)
     return y

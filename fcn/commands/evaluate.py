@@ -25,21 +25,19 @@ import os
 import cv2
 import numpy as np
 
-from fcn import bev, data, infer, metrics, runs
+from fcn import data, metrics, overlays, runs
 from fcn.errors import UserError
+from fcn.kitti import devkit, submission
 
 EVAL_DIR = "eval"
 WORST_DIR = "worst"
-SUBMISSION_DIR = "submission"
-BEV_DIR = "bev"
-CALIB_DIR = "calib"  # beside the test images: data_road/testing/calib/<cat>_<id>.txt
 SPLITS = ("val", "train", "all")
 CHECKPOINTS = ("best", "latest")
 DEFAULT_WORST = 8
 DEFAULT_THRESHOLD = 0.5  # --prob-dir mode has no run config to take it from
 BATCH_SIZE = 8  # images per forward pass; each is resized to the run's input size first
 
-KITTI_GROUPS = tuple(f"{c}_road" for c in metrics.KITTI_CATEGORIES) + ("urban_road",)
+KITTI_GROUPS = tuple(f"{c}_road" for c in devkit.KITTI_CATEGORIES) + ("urban_road",)
 KITTI_KEYS = ("MaxF", "AvgPrec", "PRE", "REC", "FPR", "FNR", "BestThresh")
 CSV_COLUMNS = (
     "name",
@@ -67,16 +65,6 @@ _CAPTION_HEIGHT = 22  # px of the black caption bar above each gallery image
 # --------------------------------------------------------------------------------------------
 
 
-def class_prediction(probs, spec, threshold):
-    """(H, W, C) probabilities -> (H, W) uint8 classes. A binary model is thresholded on the
-    positive class (never argmax, so the scores equal what the saved masks show); more classes
-    take the argmax."""
-    if spec.num_classes == 2:
-        road = probs[..., spec.positive_class] >= threshold
-        return np.where(road, spec.positive_class, 1 - spec.positive_class).astype(np.uint8)
-    return probs.argmax(-1).astype(np.uint8)
-
-
 def road_label(label, spec):
     """(H, W) class label -> 1 road, 0 anything else, IGNORE_LABEL where void."""
     road = (label == spec.positive_class).astype(np.uint8)
@@ -90,9 +78,9 @@ def error_overlay(image, road_pred, road_true, alpha=ERROR_ALPHA):
     """
     valid = road_true != data.IGNORE_LABEL
     truth = road_true == 1
-    out = infer.overlay(image, road_pred & truth, TP_COLOR, alpha)
-    out = infer.overlay(out, road_pred & ~truth & valid, FP_COLOR, alpha)
-    return infer.overlay(out, ~road_pred & truth, FN_COLOR, alpha)
+    out = overlays.overlay(image, road_pred & truth, TP_COLOR, alpha)
+    out = overlays.overlay(out, road_pred & ~truth & valid, FP_COLOR, alpha)
+    return overlays.overlay(out, ~road_pred & truth, FN_COLOR, alpha)
 
 
 def image_metadata(image, road_true):
@@ -148,7 +136,7 @@ class _DatasetScores:
     def __init__(self, spec):
         self.spec = spec
         self.confusion = metrics.ConfusionAccumulator(spec.num_classes)
-        self.kitti = {group: metrics.KittiRoadEvaluator() for group in KITTI_GROUPS}
+        self.kitti = {group: devkit.KittiRoadEvaluator() for group in KITTI_GROUPS}
         self.counts = {}  # category -> images
 
     def add(self, category, road_prob, pred, label, gt_rgb):
@@ -157,7 +145,7 @@ class _DatasetScores:
         self.counts[category] = self.counts.get(category, 0) + 1
         if self.spec.benchmark != "kitti_road":
             return
-        gt_road, gt_valid = metrics.kitti_gt_from_rgb(gt_rgb)
+        gt_road, gt_valid = devkit.kitti_gt_from_rgb(gt_rgb)
         group = f"{category}_road"
         # Categories outside um/umm/uu (another dataset's names) still count in urban_road.
         for name in (group, "urban_road") if group in self.kitti else ("urban_road",):
@@ -240,20 +228,6 @@ def _batches(examples, size=BATCH_SIZE):
         yield chunk, [data.read_image(ex.image_path, warn=None) for ex in chunk]
 
 
-def _calib_paths(data_dir, spec, test_examples):
-    """calib/<cat>_<id>.txt of every test image; all must exist before anything is written."""
-    folder = os.path.join(data_dir, spec.root, os.path.dirname(spec.test_images), CALIB_DIR)
-    paths = {ex.name: bev.calib_path_for(folder, ex.name) for ex in test_examples}
-    missing = [p for p in paths.values() if not os.path.isfile(p)]
-    if missing:
-        raise UserError(
-            f"--bev needs a calibration file per test image; {len(missing)} missing in {folder} "
-            f"(e.g. {os.path.basename(missing[0])}): unzip KITTI's data_road_calib.zip there "
-            "or drop --bev"
-        )
-    return {name: bev.read_calib(p) for name, p in paths.items()}
-
-
 def _check_threshold(threshold):
     if not 0.0 < threshold < 1.0:
         raise UserError(f"--threshold must be in (0, 1), got {threshold}")
@@ -275,8 +249,7 @@ def evaluate_run(
     Returns the metrics dict written to metrics.json (NaN for undefined values in memory).
     """
     from fcn import config as cfg
-    from fcn import export as export_mod
-    from fcn import predict  # TensorFlow: imported only when a model is needed
+    from fcn import restore  # TensorFlow: imported only when a model is needed
 
     if not os.path.isdir(run_dir):
         raise UserError(f"run folder {run_dir} does not exist; pass a folder from runs/")
@@ -286,8 +259,8 @@ def evaluate_run(
         raise UserError(f"--worst must be >= 0, got {worst}")
     if use_bev and not submit:
         raise UserError("--bev transforms the submission maps; add --submit")
-    if export_mod.is_export(run_dir):
-        config = cfg.Config.from_dict(export_mod.read_metadata(run_dir)["config"])
+    if restore.is_export(run_dir):
+        config = cfg.Config.from_dict(restore.read_metadata(run_dir)["config"])
         if split != "all" and not os.path.isfile(os.path.join(run_dir, "split.json")):
             raise UserError(f"the export {run_dir} carries no split.json; use --split all")
     else:
@@ -304,12 +277,12 @@ def evaluate_run(
         if not test_examples:
             folder = os.path.join(data_dir, spec.root, spec.test_images)
             raise UserError(f"--submit found no test images in {folder}; is --data-dir right?")
-        calibs = _calib_paths(data_dir, spec, test_examples) if use_bev else None
+        calibs = submission.calib_paths(data_dir, spec, test_examples) if use_bev else None
 
     scores = _DatasetScores(spec)
     gallery = _Worst(worst)
     rows = []
-    with predict.open_model(run_dir, "float32", checkpoint) as restored:
+    with restore.open_model(run_dir, "float32", checkpoint) as restored:
         log(f"evaluating {restored.source} on {len(examples)} image(s) of {data_dir} ({split})")
         for chunk, originals in _batches(examples):
             for ex, image, (probs, pred) in zip(
@@ -334,7 +307,11 @@ def evaluate_run(
                     picture = error_overlay(image, road_pred, truth)
                     text = f"{ex.name} road IoU {row['iou']:.3f}"
                     gallery.add(row["iou"], ex.name, _caption(picture, text))
-        n_sub = write_submission(restored, test_examples, run_dir, spec, calibs) if submit else 0
+        n_sub = (
+            submission.write(restored, test_examples, run_dir, spec, calibs, BATCH_SIZE)
+            if submit
+            else 0
+        )
 
     result = scores.result()
     result.update(
@@ -359,33 +336,14 @@ def evaluate_run(
         f"{len(worst_names)} worst image(s) to {out_dir}"
     )
     if submit:
-        where = os.path.join(run_dir, SUBMISSION_DIR)
-        extra = f" and their bird's-eye views in {os.path.join(where, BEV_DIR)}" if use_bev else ""
+        where = os.path.join(run_dir, submission.SUBMISSION_DIR)
+        extra = (
+            f" and their bird's-eye views in {os.path.join(where, submission.BEV_DIR)}"
+            if use_bev
+            else ""
+        )
         log(f"wrote {n_sub} submission map(s) to {where}{extra}")
     return result
-
-
-def write_submission(restored, test_examples, run_dir, spec, calibs=None):
-    """RUN_DIR/submission/<cat>_road_<id>.png for each test image: road probability as 8-bit
-    grey at the image's original size; with calibs ({name: calib}) also submission/bev/<same
-    name> (800 x 400). Returns the number of images."""
-    folder = os.path.join(run_dir, SUBMISSION_DIR)
-    count = 0
-    for chunk, originals in _batches(test_examples):
-        predicted = _predict_originals(restored, originals, None)
-        for ex, (probs, _) in zip(chunk, predicted, strict=True):
-            cat, _, ident = ex.name.partition("_")
-            name = spec.label_stem.format(cat=cat, id=ident) + ".png"
-            # The devkit reads maps as 8-bit (cv2.imread(path, 0)); quantise once, here.
-            q = metrics.probability_to_uint8(probs[..., spec.positive_class])
-            runs.write_image(os.path.join(folder, name), q)
-            if calibs is not None:
-                # The devkit's own sampling (transform2BEV.py), which also made the server's BEV
-                # ground truth, so submitted maps line up with it pixel for pixel.
-                top_view = bev.perspective_to_bev_devkit(q, calibs[ex.name])
-                runs.write_image(os.path.join(folder, BEV_DIR, name), top_view)
-            count += 1
-    return count
 
 
 def _write_gallery(folder, ranked):
@@ -432,7 +390,7 @@ def evaluate_prob_dir(prob_dir, gt_dir, threshold=DEFAULT_THRESHOLD):
     scores = _DatasetScores(spec)
     for stem, gt_path, prob_path in zip(stems, gt_paths, prob_paths, strict=True):
         gt_rgb = data.read_image(gt_path, warn=None)
-        prob = metrics.read_probability_png(prob_path)
+        prob = devkit.read_probability_png(prob_path)
         if prob.shape != gt_rgb.shape[:2]:
             raise UserError(
                 f"probability map {prob_path} is {prob.shape[1]}x{prob.shape[0]} but "
@@ -440,7 +398,7 @@ def evaluate_prob_dir(prob_dir, gt_dir, threshold=DEFAULT_THRESHOLD):
             )
         # Classes from the gt the devkit's way (road = blue > 0, valid = red > 0), so any gt the
         # devkit accepts is accepted here too.
-        gt_road, gt_valid = metrics.kitti_gt_from_rgb(gt_rgb)
+        gt_road, gt_valid = devkit.kitti_gt_from_rgb(gt_rgb)
         label = np.where(gt_valid, gt_road, data.IGNORE_LABEL).astype(np.uint8)
         pred = (prob >= threshold).astype(np.uint8)
         scores.add(data.category_of(stem), prob, pred, label, gt_rgb)

@@ -26,9 +26,9 @@ import numpy as np
 from tqdm import tqdm
 
 from fcn import config as cfg
-from fcn import data, infer, metrics, runs
-from fcn import export as export_mod
+from fcn import data, overlays, runs
 from fcn.errors import UserError
+from fcn.kitti import devkit
 
 HELP = "segment images, folders, globs and videos with a trained run or an export"
 
@@ -54,66 +54,6 @@ CRF_BILATERAL = dict(sxy=80, srgb=13, compat=10)
 # --------------------------------------------------------------------------------------------
 # The model: a run or an export behind one predict(uint8 (B, h, w, 3)) -> (B, h, w, C)
 # --------------------------------------------------------------------------------------------
-
-
-@dataclasses.dataclass
-class Model:
-    config: cfg.Config
-    spec: data.DatasetSpec
-    sess: object
-    tensors: dict  # images, probs_full, mask, threshold: the prediction path (fcn.prediction)
-    source: str  # what was loaded, for the log
-
-    def predict(self, images, threshold=None, batch_size=DEFAULT_BATCH_SIZE):
-        """RGB uint8 images of any sizes -> [(probs_full (H, W, C), mask (H, W))]."""
-        from fcn import prediction
-
-        return prediction.predict_arrays(self.sess, self.tensors, images, batch_size, threshold)
-
-    def close(self):
-        self.sess.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-
-def open_model(path, precision_name="auto", which="best"):
-    """A training run (its `which` checkpoint) or an export folder, ready to predict: both
-    hold the same prediction path, so they give the same pixels."""
-    from fcn import precision
-
-    prec = precision.resolve(precision_name)
-    if export_mod.is_export(path):
-        return _open_export(path, prec)
-    from fcn import restore
-
-    r = restore.open_run(path, which=which, precision_name=prec)
-    tensors = dict(images=r.images, probs_full=r.probs_full, mask=r.mask, threshold=r.threshold)
-    return Model(r.config, r.spec, r.sess, tensors, r.checkpoint)
-
-
-def _open_export(path, prec):
-    import tensorflow.compat.v1 as tf
-
-    from fcn import precision
-
-    meta = export_mod.read_metadata(path)
-    config = cfg.Config.from_dict(meta["config"])
-    spec = data.get_spec(config.dataset)
-    graph = tf.Graph()
-    sess = tf.Session(graph=graph, config=precision.session_config(prec))
-    try:
-        with graph.as_default():
-            tf.saved_model.loader.load(sess, [export_mod.SERVE_TAG], path)
-            tensors = {k: graph.get_tensor_by_name(v) for k, v in meta["tensors"].items()}
-    except (KeyError, ValueError, OSError, tf.errors.OpError) as e:
-        sess.close()
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise UserError(f"cannot load the export {path}: {first[:200]}; re-export it") from None
-    return Model(config, spec, sess, tensors, path)
 
 
 # --------------------------------------------------------------------------------------------
@@ -267,7 +207,7 @@ def postprocess(image, probs, mask, spec, threshold, alpha, crf=False):
 
         probs = crf_refine(image, probs)
         mask = prediction.decide_np(probs, spec, threshold)
-    shown = infer.paint(image, mask, spec, alpha)
+    shown = overlays.paint(image, mask, spec, alpha)
     return shown, probs[..., spec.positive_class], mask
 
 
@@ -275,7 +215,7 @@ def _write_image_outputs(outputs, shown, road, mask):
     overlay_path, prob_path, mask_path = outputs
     runs.write_image(overlay_path, shown)
     if prob_path:
-        runs.write_image(prob_path, metrics.probability_to_uint8(road))
+        runs.write_image(prob_path, devkit.probability_to_uint8(road))
     if mask_path:
         runs.write_image(mask_path, mask)
 
@@ -369,7 +309,7 @@ def _run_video(model, job, fps, options, pool, bar):
                 name = f"{count:06d}.png"
                 if prob_dir:
                     runs.write_image(
-                        os.path.join(prob_dir, name), metrics.probability_to_uint8(road)
+                        os.path.join(prob_dir, name), devkit.probability_to_uint8(road)
                     )
                 if mask_dir:
                     runs.write_image(os.path.join(mask_dir, name), mask)
@@ -417,7 +357,9 @@ def run_inference(
         raise UserError(f"--out {out_dir} is a file; give a folder")
     jobs = plan_jobs(collect_inputs(inputs), out_dir, save_prob, save_mask)
 
-    with open_model(run_dir, precision_name) as model:
+    from fcn import restore  # TensorFlow: imported only when a model is needed
+
+    with restore.open_model(run_dir, precision_name) as model:
         probes = check_readable(jobs, warn=log)
         options = dict(
             alpha=alpha,

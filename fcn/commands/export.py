@@ -38,14 +38,14 @@ HELP = "export a run as a self-contained SavedModel (+ frozen GraphDef, optional
 INPUT_NAME = names.IMAGES
 PROBS_NAME = "probs"  # signature output: float32 (N, H, W, C), the graph's probs_full
 MASK_NAME = names.MASK
-SIGNATURE_KEY = "serving_default"
-SERVE_TAG = "serve"
+SIGNATURE_KEY = names.EXPORT_SIGNATURE
+SERVE_TAG = names.EXPORT_TAG
 
-METADATA_FILE = "export.json"
+METADATA_FILE = names.EXPORT_METADATA_FILE
 FROZEN_GRAPH_FILE = "frozen_graph.pb"
 ONNX_FILE = "model.onnx"
-FORMAT = "fcn-export"
-FORMAT_VERSION = 2
+FORMAT = names.EXPORT_FORMAT
+FORMAT_VERSION = names.EXPORT_FORMAT_VERSION
 
 ONNX_OPSET = 17
 ONNX_TOLERANCE = 1e-4  # max abs difference of probabilities, onnxruntime vs TensorFlow
@@ -55,23 +55,6 @@ _CHECK_SHAPE = (2, 75, 250, 3)
 
 def tensor_name(name):
     return name + ":0"
-
-
-def is_export(path):
-    """True for a folder written by this command (a SavedModel beside our export.json)."""
-    return os.path.isfile(os.path.join(path, METADATA_FILE)) and os.path.isfile(
-        os.path.join(path, "saved_model.pb")
-    )
-
-
-def read_metadata(path):
-    meta = runs.read_json(os.path.join(path, METADATA_FILE))
-    if meta.get("format") != FORMAT or meta.get("version") != FORMAT_VERSION:
-        raise UserError(
-            f"{path}/{METADATA_FILE} is not a version-{FORMAT_VERSION} {FORMAT} file; "
-            "re-export the run with `python main.py export`"
-        )
-    return meta
 
 
 # --------------------------------------------------------------------------------------------

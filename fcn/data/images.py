@@ -1,0 +1,63 @@
+"""Reading images: any PNG/JPEG as uint8 RGB, damaged files named in one line."""
+
+import glob
+import os
+
+import cv2
+import numpy as np
+
+from fcn.errors import UserError
+
+IMAGE_EXTS = (".png", ".jpg", ".jpeg")
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_JPEG_SOI, _JPEG_EOI = b"\xff\xd8", b"\xff\xd9"
+_JPEG_TAIL = 1024  # bytes at the end of a JPEG searched for its end marker
+
+
+def images_in(folder):
+    return sorted(p for p in glob.glob(os.path.join(folder, "*")) if p.lower().endswith(IMAGE_EXTS))
+
+
+def read_image(path, warn=print):
+    """Any PNG/JPEG as uint8 RGB (H, W, 3): RGBA, grey, palette and 16-bit are converted."""
+    raw = cv2.imread(path, cv2.IMREAD_UNCHANGED)
+    if raw is None or raw.size == 0 or _is_cut_off_jpeg(path):
+        raise UserError(f"cannot read image {path}: missing, truncated or not an image; replace it")
+    notes = ["palette -> RGB"] if _is_palette_png(path) else []
+    if raw.dtype == np.uint16:
+        raw = (raw >> 8).astype(np.uint8)
+        notes.append("16-bit -> 8-bit")
+    elif raw.dtype != np.uint8:
+        raise UserError(f"image {path} has unsupported sample type {raw.dtype}; save it as 8-bit")
+    if raw.ndim == 2:
+        rgb = cv2.cvtColor(raw, cv2.COLOR_GRAY2RGB)
+        notes.append("grayscale -> RGB")
+    elif raw.shape[2] == 4:
+        rgb = cv2.cvtColor(raw, cv2.COLOR_BGRA2RGB)
+        notes.append("alpha channel dropped")
+    else:
+        rgb = cv2.cvtColor(raw, cv2.COLOR_BGR2RGB)
+    if notes and warn:
+        warn(f"warning: {path}: {', '.join(notes)}")
+    return rgb
+
+
+def _is_cut_off_jpeg(path):
+    """libjpeg decodes a cut-off JPEG with grey filler and only a warning. A whole one ends with
+    the EOI marker FF D9 (maybe plus a little padding); entropy-coded data never contains it."""
+    with open(path, "rb") as f:
+        if f.read(2) != _JPEG_SOI:
+            return False
+        f.seek(0, os.SEEK_END)
+        f.seek(max(0, f.tell() - _JPEG_TAIL))
+        return _JPEG_EOI not in f.read()
+
+
+def _is_palette_png(path):
+    """OpenCV expands palette PNGs silently; the IHDR colour type (byte 25) tells: 3 = palette."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(26)
+    except OSError:
+        return False
+    return head[:8] == _PNG_SIGNATURE and len(head) == 26 and head[25] == 3
