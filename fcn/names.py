@@ -20,6 +20,11 @@ LOSS = "cross_entropy_loss"
 TRAIN_OP = "train_op"
 
 
+# --- variable scopes ---
+ENCODER_SCOPE = "encoder"  # every encoder's variables; --freeze and weight names are relative
+DECODER_SCOPE = "decoder"
+
+
 def tensor(name):
     return name + ":0"
 
@@ -40,6 +45,7 @@ BEST_DIR = "best"
 TB_DIR = "tb"
 VAL_OVERLAYS_DIR = "val_overlays"
 TEST_DIR = "test"
+CHECKPOINTS = {"best": BEST_DIR, "latest": LATEST_DIR}  # --checkpoint -> folder
 EVAL_DIR = "eval"
 SUBMISSION_DIR = "submission"
 

@@ -18,7 +18,7 @@ INPUT_TENSOR = names.tensor(names.IMAGE_INPUT)
 KEEP_PROB_TENSOR = names.tensor(names.KEEP_PROB)
 LOGITS_TENSOR = names.tensor(names.LOGITS)
 PROBS_TENSOR = names.tensor(names.PROBS)
-CHECKPOINTS = {"best": names.BEST_DIR, "latest": names.LATEST_DIR}
+CHECKPOINTS = names.CHECKPOINTS
 
 
 @dataclasses.dataclass

@@ -26,13 +26,13 @@ import cv2
 import numpy as np
 
 from fcn import data, metrics, overlays, runs
+from fcn.commands import flags
 from fcn.errors import UserError
 from fcn.kitti import devkit, submission
 
 EVAL_DIR = "eval"
 WORST_DIR = "worst"
 SPLITS = ("val", "train", "all")
-CHECKPOINTS = ("best", "latest")
 DEFAULT_WORST = 8
 DEFAULT_THRESHOLD = 0.5  # --prob-dir mode has no run config to take it from
 BATCH_SIZE = 8  # images per forward pass; each is resized to the run's input size first
@@ -627,12 +627,7 @@ def add_arguments(parser):
     model.add_argument(
         "--split", choices=SPLITS, default="val", help="images to score (default: val)"
     )
-    model.add_argument(
-        "--checkpoint",
-        choices=CHECKPOINTS,
-        default="best",
-        help="which checkpoint of the run (default: best)",
-    )
+    flags.checkpoint(model)
     model.add_argument(
         "--worst",
         type=int,
@@ -652,13 +647,7 @@ def add_arguments(parser):
     files.add_argument("--prob-dir", metavar="DIR", help="<cat>_road_<id>.png road probabilities")
     files.add_argument("--gt-dir", metavar="DIR", help="KITTI gt images (gt_image_2)")
     files.add_argument("--out", metavar="FILE", help="write the metrics as JSON here")
-    parser.add_argument(
-        "--threshold",
-        type=float,
-        metavar="T",
-        help="road probability threshold for masks and per-class metrics "
-        "(default: the run's, 0.5 for --prob-dir)",
-    )
+    flags.threshold(parser, default_text="the run's, 0.5 for --prob-dir")
 
 
 def run(args):

@@ -30,6 +30,7 @@ import time
 import numpy as np
 
 from fcn import names, runs
+from fcn.commands import flags
 from fcn.errors import UserError
 
 HELP = "export a run as a self-contained SavedModel (+ frozen GraphDef, optional ONNX)"
@@ -319,12 +320,7 @@ def add_arguments(parser):
     parser.add_argument("--run", metavar="RUN_DIR", required=True, help="run folder from runs/")
     parser.add_argument("--out", metavar="DIR", required=True, help="new (or empty) folder")
     parser.add_argument("--onnx", action="store_true", help=HELP_ONNX)
-    parser.add_argument(
-        "--checkpoint",
-        choices=("best", "latest"),
-        default="best",
-        help="which checkpoint of the run (default: best)",
-    )
+    flags.checkpoint(parser)
 
 
 def run(args):

@@ -25,8 +25,8 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 from tqdm import tqdm
 
-from fcn import config as cfg
 from fcn import data, overlays, runs
+from fcn.commands import flags
 from fcn.errors import UserError
 from fcn.kitti import devkit
 
@@ -38,7 +38,7 @@ VIDEO_PLUGIN = "FFMPEG"
 VIDEO_SUFFIX = ".mp4"
 VIDEO_QUALITY = 8  # imageio-ffmpeg's 0..10 scale; 8 keeps the green edges crisp
 DEFAULT_ALPHA = 0.5
-DEFAULT_BATCH_SIZE = 8
+DEFAULT_BATCH_SIZE = flags.PREDICT_BATCH_SIZE
 PROB_SUFFIX = "_prob"
 MASK_SUFFIX = "_mask"
 # Post-processing threads (resize back, CRF, PNG encoding): OpenCV releases the GIL.
@@ -426,24 +426,12 @@ def add_arguments(parser):
     parser.add_argument(
         "--save-mask", action="store_true", help="also write <stem>_mask.png (class indices)"
     )
-    parser.add_argument(
-        "--batch-size",
-        type=int,
-        default=DEFAULT_BATCH_SIZE,
-        help=f"images per forward pass (default: {DEFAULT_BATCH_SIZE})",
-    )
-    parser.add_argument(
-        "--precision",
-        choices=cfg.PRECISIONS,
-        default="auto",
-        help="compute precision (default: auto, bf16 on AMX CPUs, fp16 on GPU)",
-    )
+    flags.batch_size(parser)
+    flags.precision(parser)
     parser.add_argument(
         "--crf", action="store_true", help="refine with a DenseCRF (needs pydensecrf2)"
     )
-    parser.add_argument(
-        "--threshold", type=float, help="road probability threshold (default: the run's)"
-    )
+    flags.threshold(parser)
 
 
 def run(args):

@@ -13,9 +13,10 @@ decoder is one module here plus one line in DECODERS.
 
 import importlib
 
+from fcn import names
 from fcn.errors import UserError
 
-SCOPE = "decoder"
+SCOPE = names.DECODER_SCOPE
 # name -> (module, builder function) under fcn.models.decoders.
 DECODERS = {
     "reference": ("fcn8", "reference"),

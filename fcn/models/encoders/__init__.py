@@ -22,9 +22,10 @@ ENCODERS.
 
 import importlib
 
+from fcn import names
 from fcn.errors import UserError
 
-SCOPE = "encoder"
+SCOPE = names.ENCODER_SCOPE
 STRIDES = (2, 4, 8, 16, 32)
 # name -> module under fcn.models.encoders, imported when chosen (TensorFlow stays unloaded for
 # commands that only list names).

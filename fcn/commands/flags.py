@@ -1,0 +1,44 @@
+"""Flags that several commands share, defined once (the training flags come from fcn.config)."""
+
+from fcn import config as cfg
+from fcn import names
+
+PREDICT_BATCH_SIZE = 8  # images per forward pass when predicting
+
+
+def checkpoint(parser):
+    parser.add_argument(
+        "--checkpoint",
+        choices=tuple(names.CHECKPOINTS),
+        default="best",
+        help="which checkpoint of the run: best (best validation score) or latest (default: best)",
+    )
+
+
+def threshold(parser, default_text="the run's"):
+    parser.add_argument(
+        "--threshold",
+        type=float,
+        metavar="T",
+        help="positive-class probability threshold of binary datasets, for masks and metrics "
+        f"(default: {default_text})",
+    )
+
+
+def batch_size(parser, default=PREDICT_BATCH_SIZE):
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=default,
+        help=f"images per forward pass (default: {default})",
+    )
+
+
+def precision(parser):
+    parser.add_argument(
+        "--precision",
+        choices=cfg.PRECISIONS,
+        default="auto",
+        help="compute precision (default: auto: fp16 on a GPU, bf16 on CPUs with bf16 "
+        "instructions, else float32)",
+    )
