@@ -1,9 +1,9 @@
 """The training job: data -> graph -> epochs with validation, checkpoints, overlays -> run folder.
 
 Run folder (runs/<timestamp>/): config.json, split.json, log.jsonl (one line per epoch),
-checkpoints/ (latest K), best/ (best validation road IoU), state.json (what a resume starts from,
-see fcn.checkpoint), tb/ (TensorBoard), val_overlays/, test/ (a green overlay of every test image
-at its original size), summary.json.
+checkpoints/ (latest K), best/ (best validation score, config.best_metric), state.json (what a
+resume starts from, see fcn.checkpoint), tb/ (TensorBoard), val_overlays/, test/ (an overlay of
+every test image at its original size), summary.json.
 """
 
 import itertools

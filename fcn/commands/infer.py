@@ -4,9 +4,10 @@
 by `python main.py export`. Each image is read as RGB (RGBA, grey and 16-bit are converted),
 resized to the model's input size as in training (INTER_AREA), predicted in batches, and its
 class probabilities are upsampled bilinearly to the original size. DIR gets per image
-    <stem>.png        green overlay where the road probability >= threshold
-    <stem>_prob.png   (--save-prob) 8-bit road probability, rint(p * 255)
-    <stem>_mask.png   (--save-mask) class indices (0 not road, 1 road for KITTI)
+    <stem>.png        overlay: each class in the dataset's palette (KITTI: green road)
+    <stem>_prob.png   (--save-prob) binary datasets: 8-bit positive-class (road) probability,
+                      rint(p * 255)
+    <stem>_mask.png   (--save-mask) class ids (KITTI: 0 not road, 1 road)
 and per video <stem>.mp4, the overlay video at the source frame rate (with --save-prob or
 --save-mask, the folders <stem>_prob/ and <stem>_mask/ get one PNG per frame).
 
@@ -211,11 +212,11 @@ def postprocess(image, probs, mask, spec, threshold, alpha, crf=False):
     return shown, probs[..., spec.positive_class], mask
 
 
-def _write_image_outputs(outputs, shown, road, mask):
+def _write_image_outputs(outputs, shown, positive, mask):
     overlay_path, prob_path, mask_path = outputs
     runs.write_image(overlay_path, shown)
     if prob_path:
-        runs.write_image(prob_path, devkit.probability_to_uint8(road))
+        runs.write_image(prob_path, devkit.probability_to_uint8(positive))
     if mask_path:
         runs.write_image(mask_path, mask)
 
@@ -294,7 +295,7 @@ def _run_video(model, job, fps, options, pool, bar):
             results = list(
                 pool.map(post, frames, [p for p, _ in predicted], [m for _, m in predicted])
             )
-            for shown, road, mask in results:
+            for shown, positive, mask in results:
                 shown = _even(shown)
                 if writer is None:
                     writer = imageio_ffmpeg.write_frames(
@@ -309,7 +310,7 @@ def _run_video(model, job, fps, options, pool, bar):
                 name = f"{count:06d}.png"
                 if prob_dir:
                     runs.write_image(
-                        os.path.join(prob_dir, name), devkit.probability_to_uint8(road)
+                        os.path.join(prob_dir, name), devkit.probability_to_uint8(positive)
                     )
                 if mask_dir:
                     runs.write_image(os.path.join(mask_dir, name), mask)
@@ -418,10 +419,12 @@ def add_arguments(parser):
         "--alpha",
         type=float,
         default=DEFAULT_ALPHA,
-        help=f"opacity of the green road overlay (default: {DEFAULT_ALPHA})",
+        help=f"opacity of the class overlay (default: {DEFAULT_ALPHA})",
     )
     parser.add_argument(
-        "--save-prob", action="store_true", help="also write <stem>_prob.png (8-bit road prob.)"
+        "--save-prob",
+        action="store_true",
+        help="also write <stem>_prob.png (8-bit positive-class prob.)",
     )
     parser.add_argument(
         "--save-mask", action="store_true", help="also write <stem>_mask.png (class indices)"
