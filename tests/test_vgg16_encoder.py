@@ -98,8 +98,9 @@ def test_im2col_fc6_equals_conv_fc6_on_an_odd_size():
 def _write_checkpoint(folder, arrays):
     """A SavedModel's variables/ checkpoint holding `arrays` under their names."""
     with tf.Graph().as_default() as graph, tf.Session(graph=graph) as sess:
-        variables = [tf.Variable(a, name=n.replace(":0", "")) for n, a in arrays.items()]
+        variables = [tf.Variable(a, name=n) for n, a in arrays.items()]
         sess.run(tf.global_variables_initializer())
+        os.makedirs(os.path.join(folder, "variables"))
         prefix = os.path.join(folder, "variables", "variables")
         tf.train.Saver(variables).save(sess, prefix, write_meta_graph=False)
     return folder

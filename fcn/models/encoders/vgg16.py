@@ -36,15 +36,27 @@ FC6_FORMS = ("conv", "im2col")
 _UDACITY_SUFFIXES = {"filter": "kernel", "weights": "kernel", "biases": "bias"}
 _UDACITY_IGNORED = ("fc8/",)
 
-# fc6 form for --fc6 auto, by resolved precision. Measured on this project's 2-core AMD Zen 4
-# (avx512_bf16, no AMX), TF 2.21, full-width VGG16 at 160x576, batch 8, fc6 frozen (gradients
-# still flow through it to block5), median of 3 after 1 warm-up:
-#   FC6_TIMINGS_PLACEHOLDER
-_AUTO_FC6 = {"float32": "conv", "bfloat16": "conv", "float16": "conv"}
+# fc6 form for --fc6 auto, by resolved precision. Measured on this project's 2-core AMD EPYC Zen 4
+# (avx512_bf16, no AMX), TF 2.21, batch 8 at 160x576, both forms timed alternately in one process
+# (the machine was shared, so only differences beyond ~10% mean anything), median of 5-7 runs:
+#                                  float32 conv / im2col    bfloat16 conv / im2col
+#   whole VGG16, forward             6.1 s / 5.8 s             1.64 s / 1.75 s
+#   whole VGG16, fwd+bwd             17.3 s / 17.2 s           6.38 s / 6.27 s
+#   fc6 alone, forward               0.80 s / 0.75 s           0.68 s / 0.74 s
+#   fc6 alone, fwd+bwd               1.72 s / 1.51 s           2.30 s / 1.25 s
+# (fwd+bwd: gradients w.r.t. block1..5 with fc6/fc7 frozen, i.e. through fc6 to its input; fc6
+# alone: a (8, 5, 18, 512) input.) An ad-hoc script, kept out of the repo, built each form with
+# build_vgg16_features under precision.session_config(p) and ran
+# `PYTHONPATH=. python bench_fc6.py 5 full` and `... 7 fc6`. Here the forms tie in the whole
+# model; im2col's training backward is 1.8x faster in bf16 in isolation, and on an Intel AMX CPU
+# bf16 im2col was 2.3x faster than bf16 conv forward (docs/performance.md), so bf16 takes im2col.
+# float32 ties: conv, the plain op. float16 (GPU, unmeasured): cuDNN's conv, which does not
+# materialise the 49x larger patch tensor.
+_AUTO_FC6 = {"float32": "conv", "bfloat16": "im2col", "float16": "conv"}
 
 
 def build(images, config, is_training, keep_prob):
-    """The encoder contract (fcn.models.encoders): full-width VGG16, random He init; pretrained
+    """The encoder contract (fcn.models.encoders): VGG16 at config.width, random He init; pretrained
     weights are assigned after initialisation by `read_weights` + `fcn.models.weights.assign`."""
     del is_training  # no batch norm; dropout follows keep_prob
     return build_vgg16_features(
