@@ -14,10 +14,20 @@ One run builds the model once and measures, at one image shape and batch size:
                          the pipeline would cost if it did not overlap the step at all
     peak_rss_mb          the process's peak resident memory after our measurements (before the
                          baseline builds its own graph)
+    forward_flops_per_image  FLOPs of one image's forward pass, counted by TensorFlow's profiler
+                         (`float_operation`) on the network built at a static (1, H, W, 3) shape;
+                         a multiply-add counts 2. Training counts 3x forward (forward, then the
+                         gradients with respect to activations and to weights), the usual
+                         convention; the optimizer's update is not counted
+    matmul_peak_float32/_bfloat16  this machine's dense matmul FLOP/s: the median of timed
+                         MATMUL_N x MATMUL_N tf.matmul runs (2 n^3 FLOPs each)
+    *_peak_share         achieved FLOP/s (images/s x FLOPs per image) over the matmul peak at the
+                         run's precision (None where there is no peak for it, e.g. float16)
 Every figure is the median of `repeats` timings of `steps` steps, after warm-up steps that pay
 for Grappler's rewrite and oneDNN's primitive creation. Without a data_road folder it writes a
-small synthetic one, and without --vgg-dir a random VGG16, both into temporary folders, so the
-command works offline on a fresh machine.
+small synthetic one into a temporary folder, and without --vgg-dir the encoder starts from random
+weights (--weights random), so the command works offline on a fresh machine. --no-naive skips the
+baseline (it builds and times the model a second time).
 """
 
 import argparse
@@ -52,7 +62,21 @@ RESULT_KEYS = (
     "batch_size",
     "cpu",
     "tf_version",
+    "encoder",
+    "decoder",
+    "forward_flops_per_image",
+    "train_flops_per_image",
+    "matmul_peak_float32",
+    "matmul_peak_bfloat16",
+    "train_peak_share",
+    "train_compute_peak_share",
+    "infer_peak_share",
 )
+# Training FLOPs per image as a multiple of the forward pass's (forward + 2 backward passes).
+TRAIN_FLOPS_FACTOR = 3
+# The peak matmul: 2 n^3 FLOPs; at n = 2048 that is 17 GFLOP, ~0.1 s in float32 on 2 cores.
+MATMUL_N = 2048
+MATMUL_RUNS = 5
 # A full VGG16 step at 160x576, batch 8 takes ~9 s (bf16) to ~14 s (float32) on 2 CPU cores:
 # 3 repeats of 2 steps of each kind keep the default run near 7 minutes.
 DEFAULT_STEPS = 2
@@ -70,11 +94,20 @@ NAIVE_BACKGROUND = (255, 0, 0)
 
 
 def add_arguments(parser):
-    cfg.add_arguments(parser, only=("data_dir", "image_shape", "batch_size", "precision", "xla"))
+    cfg.add_arguments(
+        parser,
+        only=("data_dir", "image_shape", "batch_size", "precision", "xla", "encoder", "decoder"),
+    )
     parser.add_argument(
         "--vgg-dir",
         default=None,
-        help="VGG16 SavedModel folder (default: a random full-size VGG16 in a temporary folder)",
+        help="VGG16 SavedModel folder for --encoder vgg16 (default: random weights)",
+    )
+    parser.add_argument(
+        "--naive",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also time the naive baseline (--no-naive: skip it, about half the run time)",
     )
     parser.add_argument(
         "--steps", type=int, default=DEFAULT_STEPS, help="timed steps per repeat and kind"
@@ -97,6 +130,9 @@ def run(args):
         vgg_dir=args.vgg_dir,
         width=args.width,
         xla=args.xla,
+        encoder=args.encoder,
+        decoder=args.decoder,
+        naive=args.naive,
     )
     print(format_table(result))
     if args.json:
@@ -115,6 +151,9 @@ def benchmark(
     vgg_dir=None,
     width=1.0,
     xla=False,
+    encoder="vgg16",
+    decoder="reference",
+    naive=True,
     log=print,
 ):
     """All figures as a dict with RESULT_KEYS."""
@@ -129,24 +168,30 @@ def benchmark(
     prec = precision.resolve(precision_name)
     with contextlib.ExitStack() as temporary:
         data_dir = _data_or_synthetic(data_dir, batch_size, temporary, log)
-        if vgg_dir is None:
-            vgg_dir = os.path.join(temporary.enter_context(tempfile.TemporaryDirectory()), "vgg")
-            log(f"building a random VGG16 (width {width:g}) in {vgg_dir}")
-            vgg.save_vgg16(vgg_dir, seed=0, width=width)
-        vgg.check_vgg_dir(vgg_dir)
+        paths = {}
+        if encoder == "vgg16" and vgg_dir is not None:
+            vgg.check_vgg_dir(vgg_dir)
+            paths["vgg_dir"] = vgg_dir
+        else:
+            log(f"encoder {encoder} (width {width:g}) from random weights")
+            paths["weights"] = "random"
         config = cfg.Config(
             data_dir=data_dir,
-            vgg_dir=vgg_dir,
             image_shape=tuple(image_shape),
             batch_size=batch_size,
             precision=prec,
             xla=xla,
+            encoder=encoder,
+            decoder=decoder,
+            width=width,
+            **paths,
         )
         spec = data.get_spec(config.dataset)
         examples = _bench_examples(config, spec)
         log(
             f"bench: {len(examples)} cached images at {image_shape[0]}x{image_shape[1]}, "
-            f"batch {batch_size}, {prec}, {steps} steps x {repeats} repeats"
+            f"batch {batch_size}, {prec}, {encoder} x {decoder}, "
+            f"{steps} steps x {repeats} repeats"
         )
         split = data.load_split(
             examples, config.image_shape, spec, clahe=(config.clahe_clip, config.clahe_grid)
@@ -155,9 +200,26 @@ def benchmark(
         figures = _measure(config, split, spec, steps, repeats, log)
         # ru_maxrss is in KiB on Linux.
         figures["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        figures["naive_train_img_s"] = _measure_naive(config, examples, spec, steps, repeats, log)
+        figures["naive_train_img_s"] = (
+            _measure_naive(config, examples, spec, steps, repeats, log) if naive else None
+        )
+        peaks = matmul_peaks(config.xla)
+        forward = count_forward_flops(config, spec.num_classes)
         log(_machine_note(before, _cpu_times()))
     figures["pipeline_fraction"] = figures["train_img_s"] / figures["pipeline_img_s"]
+    train_flops = TRAIN_FLOPS_FACTOR * forward
+    peak = peaks.get(prec)
+    figures.update(
+        encoder=encoder,
+        decoder=decoder,
+        forward_flops_per_image=forward,
+        train_flops_per_image=train_flops,
+        matmul_peak_float32=peaks["float32"],
+        matmul_peak_bfloat16=peaks["bfloat16"],
+        train_peak_share=peak_share(figures["train_img_s"], train_flops, peak),
+        train_compute_peak_share=peak_share(figures["train_compute_img_s"], train_flops, peak),
+        infer_peak_share=peak_share(figures["infer_img_s"], forward, peak),
+    )
     figures.update(
         precision=prec,
         image_shape=list(config.image_shape),
@@ -170,26 +232,109 @@ def benchmark(
 
 def format_table(r):
     h, w = r["image_shape"]
+
+    def share(key):
+        return "" if r[key] is None else f" ({100 * r[key]:.1f}% of peak)"
+
+    naive = r["naive_train_img_s"]
     rows = [
-        ("train, end to end", f"{r['train_img_s']:.3f} img/s"),
-        ("train, compute only", f"{r['train_compute_img_s']:.3f} img/s"),
+        ("train, end to end", f"{r['train_img_s']:.3f} img/s{share('train_peak_share')}"),
+        (
+            "train, compute only",
+            f"{r['train_compute_img_s']:.3f} img/s{share('train_compute_peak_share')}",
+        ),
         (
             "input pipeline alone",
             f"{r['pipeline_img_s']:.1f} img/s ({100 * r['pipeline_fraction']:.2f}% of a step)",
         ),
-        ("inference", f"{r['infer_img_s']:.3f} img/s"),
+        ("inference", f"{r['infer_img_s']:.3f} img/s{share('infer_peak_share')}"),
         (
             "naive baseline train",
-            f"{r['naive_train_img_s']:.3f} img/s "
-            f"(end to end is {r['train_img_s'] / r['naive_train_img_s']:.2f}x)",
+            "not measured (--no-naive)"
+            if naive is None
+            else f"{naive:.3f} img/s (end to end is {r['train_img_s'] / naive:.2f}x)",
         ),
         ("peak memory", f"{r['peak_rss_mb']:.0f} MB"),
+        (
+            "FLOPs per image",
+            f"{r['forward_flops_per_image'] / 1e9:.2f} G forward, "
+            f"{r['train_flops_per_image'] / 1e9:.2f} G training ({TRAIN_FLOPS_FACTOR}x)",
+        ),
+        (
+            "matmul peak",
+            f"{r['matmul_peak_float32'] / 1e9:.1f} GFLOP/s float32, "
+            f"{r['matmul_peak_bfloat16'] / 1e9:.1f} GFLOP/s bfloat16 ({MATMUL_N}^3)",
+        ),
     ]
     head = (
-        f"bench {h}x{w}, batch {r['batch_size']}, {r['precision']}; {r['cpu']}; "
-        f"TensorFlow {r['tf_version']}"
+        f"bench {r['encoder']} x {r['decoder']}, {h}x{w}, batch {r['batch_size']}, "
+        f"{r['precision']}; {r['cpu']}; TensorFlow {r['tf_version']}"
     )
     return "\n".join([head] + [f"  {name:<22} {value}" for name, value in rows])
+
+
+def peak_share(images_per_s, flops_per_image, peak_flops_per_s):
+    """Achieved FLOP/s (images/s x FLOPs per image) as a share of the peak; None without one."""
+    if not peak_flops_per_s:
+        return None
+    return images_per_s * flops_per_image / peak_flops_per_s
+
+
+def graph_flops(graph):
+    """Float operations of one run of every op in graph, by TensorFlow's profiler (its
+    registered statistics: 2 per multiply-add for convolutions and matmuls). Shapes must be
+    static, or ops are left out."""
+    import tensorflow.compat.v1 as tf
+
+    builder = tf.profiler.ProfileOptionBuilder
+    options = builder(builder.float_operation()).with_empty_output().build()
+    return int(tf.profiler.profile(graph, options=options).total_float_ops)
+
+
+def count_forward_flops(config, num_classes):
+    """FLOPs of one image's forward pass: the network alone (fcn.models.build_network), built
+    in its own graph on a static (1, H, W, 3) placeholder, in inference mode."""
+    import tensorflow.compat.v1 as tf
+
+    from fcn import models
+
+    h, w = config.image_shape
+    graph = tf.Graph()
+    with graph.as_default():
+        images = tf.placeholder(tf.float32, (1, h, w, 3))
+        models.build_network(
+            images, config, num_classes, tf.constant(False), tf.constant(1.0, tf.float32)
+        )
+    return graph_flops(graph)
+
+
+def matmul_peaks(xla=False, n=MATMUL_N, runs=MATMUL_RUNS):
+    """{'float32': FLOP/s, 'bfloat16': FLOP/s} of an n x n tf.matmul, median of `runs`.
+
+    The session has the model's threads (precision.session_config) but no mixed-precision
+    rewrite, which would turn the float32 matmul into bf16; the bf16 one is bf16 explicitly.
+    """
+    import tensorflow.compat.v1 as tf
+
+    from fcn import precision
+
+    peaks = {}
+    graph = tf.Graph()
+    with graph.as_default(), tf.Session(config=precision.session_config("float32", xla)) as sess:
+        for name, dtype in (("float32", tf.float32), ("bfloat16", tf.bfloat16)):
+            # Variables, so no constant folding; the cast runs once, at initialisation.
+            a = tf.Variable(tf.cast(tf.random.normal((n, n), seed=1), dtype))
+            b = tf.Variable(tf.cast(tf.random.normal((n, n), seed=2), dtype))
+            product = tf.matmul(a, b).op
+            sess.run([a.initializer, b.initializer])
+            sess.run(product)  # warm-up: oneDNN primitive creation
+            times = []
+            for _ in range(runs):
+                t0 = time.perf_counter()
+                sess.run(product)
+                times.append(time.perf_counter() - t0)
+            peaks[name] = 2 * n**3 / statistics.median(times)
+    return peaks
 
 
 def cpu_name():

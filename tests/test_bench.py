@@ -106,3 +106,50 @@ def test_bench_errors_are_one_line(synth_data, tiny_vgg, capsys):
     assert cli.main(base + ["--batch-size", "13"]) == 2
     err = capsys.readouterr().err
     assert "--steps" in err and "fewer than --batch-size 13" in err
+
+
+def test_bench_result_has_flops_peaks_and_shares(tiny_bench):
+    _, result, _ = tiny_bench
+    assert result["encoder"] == "vgg16" and result["decoder"] == "reference"
+    forward = result["forward_flops_per_image"]
+    assert forward > 0
+    assert result["train_flops_per_image"] == bench.TRAIN_FLOPS_FACTOR * forward
+    assert result["matmul_peak_float32"] > 0 and result["matmul_peak_bfloat16"] > 0
+    peak = result["matmul_peak_float32"]  # the run's precision
+    for kind, flops in (("train", 3 * forward), ("train_compute", 3 * forward), ("infer", forward)):
+        share = result[f"{kind}_peak_share"]
+        assert share == pytest.approx(result[f"{kind}_img_s"] * flops / peak), kind
+
+
+def test_graph_flops_counts_one_conv_by_hand():
+    import tensorflow.compat.v1 as tf
+
+    graph = tf.Graph()
+    with graph.as_default():
+        x = tf.placeholder(tf.float32, (1, 4, 4, 2))
+        kernel = tf.Variable(tf.zeros((3, 3, 2, 5)))
+        y = tf.nn.conv2d(x, kernel, strides=1, padding="SAME")
+    # 4x4x5 outputs, each 3x3x2 multiply-adds of 2 FLOPs: 80 * 18 * 2.
+    assert bench.graph_flops(graph) == 2880
+    with graph.as_default():
+        tf.nn.bias_add(y, tf.zeros(5))
+    assert bench.graph_flops(graph) == 2880 + 80  # one add per output
+
+
+def test_peak_share_arithmetic():
+    # 2 img/s x 3 GFLOP per image = 6 GFLOP/s of a 100 GFLOP/s peak.
+    assert bench.peak_share(2.0, 3e9, 100e9) == pytest.approx(0.06)
+    assert bench.peak_share(2.0, 3e9, None) is None
+
+
+def test_bench_other_encoder_and_decoder_without_naive(synth_data, tmp_path, capsys):
+    out = str(tmp_path / "b.json")
+    argv = ["bench", "--data-dir", synth_data, "--encoder", "unet", "--decoder", "pix2pix"]
+    assert cli.main(argv + TINY + ["--precision", "float32", "--no-naive", "--json", out]) == 0
+    with open(out) as f:
+        result = json.load(f)
+    assert (result["encoder"], result["decoder"]) == ("unet", "pix2pix")
+    assert result["naive_train_img_s"] is None and result["train_img_s"] > 0
+    assert result["forward_flops_per_image"] > 0 and result["infer_peak_share"] > 0
+    text = capsys.readouterr().out
+    assert "random weights" in text and "not measured (--no-naive)" in text and "% of peak" in text
