@@ -21,8 +21,21 @@ PROBS_TENSOR = names.tensor(names.PROBS)
 CHECKPOINTS = names.CHECKPOINTS
 
 
+class _OwnsSession:
+    """Closes its session; usable as a context manager."""
+
+    def close(self):
+        self.sess.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
 @dataclasses.dataclass
-class Restored:
+class Restored(_OwnsSession):
     config: cfg.Config
     spec: data.DatasetSpec
     sess: tf.Session
@@ -35,15 +48,6 @@ class Restored:
     probs_full: tf.Tensor = None  # (N, H, W, C)
     mask: tf.Tensor = None  # uint8 (N, H, W)
     threshold: tf.Tensor = None
-
-    def close(self):
-        self.sess.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
 
 def find_checkpoint(run_dir, which="best"):
@@ -99,7 +103,7 @@ def open_run(run_dir, which="best", precision_name="float32"):
 
 
 @dataclasses.dataclass
-class Model:
+class Model(_OwnsSession):
     config: cfg.Config
     spec: data.DatasetSpec
     sess: object
@@ -111,15 +115,6 @@ class Model:
         from fcn import prediction
 
         return prediction.predict_arrays(self.sess, self.tensors, images, batch_size, threshold)
-
-    def close(self):
-        self.sess.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
 
 def open_model(path, precision_name="auto", which="best"):
