@@ -182,3 +182,31 @@ def test_freeze_with_an_unknown_scope_names_the_scopes(tiny_vgg):
     with tf.Graph().as_default(), tf.Session() as sess:
         with pytest.raises(UserError, match=r"--freeze 'fc8' matches no encoder variable.*fc6"):
             train.build_model(sess, cfg, 2)
+
+
+@pytest.mark.parametrize("encoder,scope", [("unet", "stage1"), ("mobilenet_v2", "Conv1")])
+def test_freeze_works_for_every_encoder(encoder, scope):
+    import tensorflow.compat.v1 as tf
+
+    cfg = config.Config(
+        encoder=encoder, decoder="fcn8s", weights="random", freeze=scope, precision="float32"
+    )
+    cfg = cfg.replace(unet_filters=4) if encoder == "unet" else cfg
+    with tf.Graph().as_default(), tf.Session() as sess:
+        model = train.build_model(sess, cfg, 2)
+        trainable = {v.op.name: v for v in tf.trainable_variables()}
+        frozen = {n: v for n, v in trainable.items() if n.startswith(f"encoder/{scope}/")}
+        other = {n: v for n, v in trainable.items() if n.startswith("encoder/") and n not in frozen}
+        assert frozen and other
+        before = sess.run([frozen, other])
+        rng = np.random.default_rng(0)
+        feed = {
+            model["image_input"]: rng.uniform(0, 255, (2, 64, 64, 3)),
+            model["labels"]: (rng.random((2, 64, 64)) < 0.5).astype(np.uint8),
+            model["learning_rate"]: 1e-2,
+            model["is_training"]: True,
+        }
+        sess.run(model["train_op"], feed)
+        after = sess.run([frozen, other])
+    assert all(np.array_equal(before[0][n], after[0][n]) for n in frozen)
+    assert any(not np.array_equal(before[1][n], after[1][n]) for n in other)

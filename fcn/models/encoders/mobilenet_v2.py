@@ -22,6 +22,7 @@ Padding: Keras pads its stride-2 depthwise convolutions explicitly (ZeroPadding2
 Keras's outputs exactly, at any input size (Conv1 is 'same' in Keras already).
 """
 
+import os
 import re
 
 import numpy as np
@@ -142,6 +143,8 @@ def read_weights(path):
     import h5py  # only this reader needs it
 
     ours = weight_layers()
+    if os.path.isdir(path):
+        raise UserError(f"{path} is a folder, but mobilenet_v2 weights are one .h5 file; {_FIX}")
     try:
         with h5py.File(path, "r") as f:
             root = f["model_weights"] if "model_weights" in f else f
@@ -155,7 +158,8 @@ def read_weights(path):
                     f"'layers' group); {_FIX}"
                 )
     except OSError as e:
-        raise UserError(f"cannot read {path} as an HDF5 file ({e}); {_FIX}") from None
+        first = str(e).split(" (", 1)[0]  # h5py appends a long errno record in parentheses
+        raise UserError(f"cannot read {path} as an HDF5 file ({first}); {_FIX}") from None
 
     weights = {}
     for i, (name, kind, shapes) in enumerate(ours):
