@@ -23,7 +23,7 @@ COMMANDS = {
         "score a run: KITTI devkit and per-class metrics, error analysis",
         "fcn.commands.evaluate",
     ),
-    "bench": ("measure training, pipeline and inference throughput", "fcn.bench"),
+    "bench": ("measure training, pipeline and inference throughput", "fcn.commands.bench"),
     "infer": (
         "segment images, folders, globs and videos with a run or an export",
         "fcn.commands.infer",
