@@ -10,9 +10,11 @@ import sys
 from unittest import mock
 
 import numpy as np
-import tensorflow.compat.v1 as tf
 
-tf.disable_v2_behavior()
+from fcn import tfquiet
+
+# tensorflow.compat.v1 in graph mode, without TensorFlow's start-up log lines.
+tf = tfquiet.tensorflow()
 
 # The full KITTI road benchmark: 289 training pairs and 290 test images.
 KITTI_TRAIN_IMAGES = 289
