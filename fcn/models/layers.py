@@ -109,6 +109,14 @@ def dropout(x, keep_prob):
     return tf.nn.dropout(x, rate=1.0 - keep_prob)
 
 
+def training_dropout(x, rate, is_training):
+    """Dropout at `rate` while is_training (a bool tensor), the identity at prediction; no ops
+    at all for rate 0."""
+    if not rate:
+        return x
+    return dropout(x, tf.where(is_training, 1.0 - rate, 1.0))
+
+
 def max_pool(x, name):
     """2x2 max pool, stride 2, SAME: (N, h, w, C) -> (N, ceil(h/2), ceil(w/2), C)."""
     return tf.nn.max_pool2d(x, 2, 2, "SAME", name=name)

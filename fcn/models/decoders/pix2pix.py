@@ -52,7 +52,7 @@ def _decode(features, num_classes, output_hw, config, is_training, up, up_name):
         with tf.variable_scope(f"up{s}"):
             x = up(x, layers.hw(skip), filters, up_name, use_bias=False)
             x = layers.batch_norm(x, is_training, "bn", momentum=config.bn_momentum)
-            x = tf.nn.relu(_dropout(x, config.decoder_dropout, is_training))
+            x = tf.nn.relu(layers.training_dropout(x, config.decoder_dropout, is_training))
         x = tf.concat([x, skip], axis=-1)  # (N, H/s, W/s, filters + Cs)
     return up(x, output_hw, num_classes, "last", use_bias=True)  # (N, H, W, num_classes)
 
@@ -73,10 +73,3 @@ def _resize_conv_up(x, target_hw, filters, name, use_bias):
 
 def _init():
     return tf.random_normal_initializer(0.0, INIT_STDDEV)
-
-
-def _dropout(x, rate, is_training):
-    """Dropout at `rate` while is_training (a bool tensor), the identity at prediction."""
-    if not rate:
-        return x
-    return layers.dropout(x, tf.where(is_training, 1.0 - rate, 1.0))

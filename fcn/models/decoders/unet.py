@@ -40,7 +40,7 @@ def build(features, num_classes, output_hw, config, is_training):
             for i in (1, 2):
                 x = layers.conv2d(x, filters, 3, f"conv{i}", use_bias=False, l2=True)
                 x = _bn_relu(x, is_training, f"bn{i}", config)
-            x = _dropout(x, config.decoder_dropout, is_training)  # (N, H/s, W/s, Cs)
+            x = layers.training_dropout(x, config.decoder_dropout, is_training)  # (N, H/s, W/s, Cs)
     filters = int(features[2].shape[-1])
     with tf.variable_scope("up1"):
         x = layers.conv2d_transpose(x, filters, UP_KERNEL, 2, "transpose", l2=True)
@@ -50,10 +50,3 @@ def build(features, num_classes, output_hw, config, is_training):
 
 def _bn_relu(x, is_training, name, config):
     return tf.nn.relu(layers.batch_norm(x, is_training, name, momentum=config.bn_momentum))
-
-
-def _dropout(x, rate, is_training):
-    """Dropout at `rate` while is_training (a bool tensor), the identity at prediction."""
-    if not rate:
-        return x
-    return layers.dropout(x, tf.where(is_training, 1.0 - rate, 1.0))
