@@ -48,7 +48,6 @@ from fcn.data import synth
 from fcn.data.augment import Augmenter
 from fcn.errors import UserError
 
-HELP = "measure training, input-pipeline and inference images/s against a naive baseline"
 RESULT_KEYS = (
     "train_img_s",
     "train_compute_img_s",

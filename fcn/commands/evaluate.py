@@ -615,8 +615,6 @@ def plot_iou_vs_metadata(rows):
 # Command line
 # --------------------------------------------------------------------------------------------
 
-HELP = "KITTI benchmark and per-class metrics, error analysis, submission files"
-
 
 def add_arguments(parser):
     model = parser.add_argument_group("score a trained run")

@@ -33,7 +33,6 @@ from fcn import names, runs
 from fcn.commands import flags
 from fcn.errors import UserError
 
-HELP = "export a run as a self-contained SavedModel (+ frozen GraphDef, optional ONNX)"
 
 # Graph interface of the export: the training graph's prediction path (fcn.prediction), frozen.
 INPUT_NAME = names.IMAGES
