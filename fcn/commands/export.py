@@ -33,7 +33,6 @@ from fcn import names, runs
 from fcn.commands import flags
 from fcn.errors import UserError
 
-
 # Graph interface of the export: the training graph's prediction path (fcn.prediction), frozen.
 INPUT_NAME = names.IMAGES
 PROBS_NAME = "probs"  # signature output: float32 (N, H, W, C), the graph's probs_full

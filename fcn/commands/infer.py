@@ -31,7 +31,6 @@ from fcn.commands import flags
 from fcn.errors import UserError
 from fcn.kitti import devkit
 
-
 VIDEO_EXTS = (".mp4", ".avi", ".mov", ".mkv")
 # imageio's ffmpeg plugin (imageio-ffmpeg ships the binary); the output is always H.264 MP4.
 VIDEO_PLUGIN = "FFMPEG"
