@@ -21,8 +21,32 @@ FC6_FORMS = ("auto", "conv", "im2col")
 BEST_METRICS = ("auto", "val_iou", "val_mean_iou")
 NORMALIZATIONS = ("raw", "centered")
 LR_SCHEDULES = ("constant", "cosine")
+# fcn.losses.LOSSES and fcn.losses.CLASS_WEIGHTS, repeated here so --help needs no TensorFlow.
+LOSSES = ("ce", "weighted_ce", "dice", "focal", "dice_focal")
+CLASS_WEIGHTINGS = ("auto", "none", "inverse", "median", "enet")
 # The encoder has stride 32: a side shorter than this leaves layer 7 with nothing in it.
 MIN_SIDE = 32
+
+
+_PROBABILITIES = (
+    "vflip_prob",
+    "rotate_prob",
+    "shift_scale_prob",
+    "brightness_contrast_prob",
+    "blur_prob",
+    "noise_prob",
+)
+_NON_NEGATIVE = (
+    "rotate_degrees",
+    "shift_limit",
+    "scale_limit",
+    "brightness_limit",
+    "contrast_limit",
+    "blur_sigma",
+    "noise_std",
+    "focal_gamma",
+    "focal_alpha",
+)
 
 
 def _field(default, help, choices=None, flag=True):
@@ -37,7 +61,13 @@ class Config:
     data_dir: str = _field("./data", "folder that holds data_road/ (KITTI layout)")
     vgg_dir: str = _field("./data/vgg", "VGG16 SavedModel folder (tag 'vgg16')")
     runs_dir: str = _field("./runs", "every run writes into RUNS_DIR/<timestamp>/")
-    dataset: str = _field("kitti_road", "dataset descriptor name (fcn.data.DATASETS)")
+    dataset: str = _field(
+        "kitti_road", "dataset: kitti_road, mapillary, cityscapes, folder or coco (fcn.data)"
+    )
+    # COCO: which categories become classes (names, or a supercategory such as 'vehicle').
+    classes: str = _field(
+        "", "coco: comma-separated categories or supercategories ('' = person,car)"
+    )
 
     # --- the reference system's training recipe (Udacity FCN-8 on KITTI road) ---
     # 160x576 keeps KITTI's ~1:3.3 aspect ratio at a size whose sides are multiples of 32.
@@ -51,6 +81,16 @@ class Config:
         LR_SCHEDULES,
     )
     keep_prob: float = _field(0.5, "dropout keep probability on fc6/fc7 while training")
+    # Cross-entropy is the reference's loss; Dice and focal suit rare classes (fcn.losses).
+    loss: str = _field("ce", "training loss", LOSSES)
+    # auto: median-frequency weights for weighted_ce, none for the others. Computed once over
+    # the training labels and written into the run (class_stats.json).
+    class_weights: str = _field(
+        "auto", "per-class loss weights from the training labels' frequencies", CLASS_WEIGHTINGS
+    )
+    # RetinaNet's values (Lin et al. 2017): gamma 2 down-weights easy pixels, alpha scales.
+    focal_gamma: float = _field(2.0, "focal loss focusing parameter gamma")
+    focal_alpha: float = _field(0.25, "focal loss weight alpha")
     # Explicit L2 on the decoder kernels only: the encoder is pretrained (or He-initialised).
     l2_scale: float = _field(1e-3, "L2 weight on decoder kernels, added to the loss (0 = off)")
     # --- the network: any encoder with any decoder (fcn.models) ---
@@ -98,6 +138,23 @@ class Config:
     clahe_clip: float = _field(2.0, "CLAHE clip limit")
     clahe_grid: int = _field(8, "CLAHE tile grid size")
     flip_prob: float = _field(0.5, "probability of a horizontal flip of image and label")
+    # The augmentations below are off by default: the KITTI recipe uses CLAHE and flips only.
+    # Aerial images have no "up": vertical flips are free extra data there.
+    vflip_prob: float = _field(0.0, "probability of a vertical flip of image and label")
+    rotate_prob: float = _field(
+        0.0, "probability of a rotation (labels: nearest, uncovered: ignore)"
+    )
+    rotate_degrees: float = _field(10.0, "largest rotation angle in degrees (either way)")
+    shift_scale_prob: float = _field(0.0, "probability of a random shift and scale")
+    shift_limit: float = _field(0.1, "largest shift as a fraction of the side")
+    scale_limit: float = _field(0.1, "largest relative zoom in or out")
+    brightness_contrast_prob: float = _field(0.0, "probability of a brightness/contrast change")
+    brightness_limit: float = _field(0.2, "largest brightness change as a fraction of 255")
+    contrast_limit: float = _field(0.2, "largest relative contrast change")
+    blur_prob: float = _field(0.0, "probability of a Gaussian blur")
+    blur_sigma: float = _field(1.5, "largest Gaussian blur sigma in pixels")
+    noise_prob: float = _field(0.0, "probability of additive Gaussian noise")
+    noise_std: float = _field(8.0, "largest Gaussian noise standard deviation (0..255 levels)")
     threshold: float = _field(
         0.5, "positive-class probability threshold of binary datasets (masks and metrics)"
     )
@@ -141,6 +198,20 @@ class Config:
             (self.val_count >= 0, f"--val-count must be >= 0, got {self.val_count}"),
             (0 <= self.clahe_prob <= 1, f"--clahe-prob must be in [0, 1], got {self.clahe_prob}"),
             (0 <= self.flip_prob <= 1, f"--flip-prob must be in [0, 1], got {self.flip_prob}"),
+            *(
+                (
+                    0 <= getattr(self, n) <= 1,
+                    f"--{n.replace('_', '-')} must be in [0, 1], got {getattr(self, n)}",
+                )
+                for n in _PROBABILITIES
+            ),
+            *(
+                (
+                    getattr(self, n) >= 0,
+                    f"--{n.replace('_', '-')} must be >= 0, got {getattr(self, n)}",
+                )
+                for n in _NON_NEGATIVE
+            ),
             (0 < self.threshold < 1, f"--threshold must be in (0, 1), got {self.threshold}"),
             (self.clahe_clip > 0, f"--clahe-clip must be > 0, got {self.clahe_clip}"),
             (self.clahe_grid >= 1, f"--clahe-grid must be >= 1, got {self.clahe_grid}"),
@@ -156,6 +227,8 @@ class Config:
             ("normalize", NORMALIZATIONS),
             ("precision", PRECISIONS),
             ("lr_schedule", LR_SCHEDULES),
+            ("loss", LOSSES),
+            ("class_weights", CLASS_WEIGHTINGS),
         ):
             value = getattr(self, name)
             checks.append((value in choices, f"--{name} {value!r} is not one of {list(choices)}"))

@@ -46,7 +46,18 @@ TB_DIR = "tb"
 VAL_OVERLAYS_DIR = "val_overlays"
 TEST_DIR = "test"
 CHECKPOINTS = {"best": BEST_DIR, "latest": LATEST_DIR}  # --checkpoint -> folder
+DATASET_FILE = "dataset.json"  # the resolved DatasetSpec (classes, palette): runs need no data
+CLASS_STATS_FILE = "class_stats.json"  # training labels' class pixel counts and the loss weights
+VAL_COMPARE_DIR = "val_compare"  # image | ground truth | prediction for a few validation images
+REPORT_PAGE = "index.html"  # a run's page (fcn.report), and runs/index.html for all runs
 EVAL_DIR = "eval"
+# --- entries of RUN/eval/ (fcn.commands.evaluate writes them, fcn.report shows them) ---
+EVAL_METRICS_FILE = "metrics.json"
+EVAL_PER_IMAGE_FILE = "per_image.csv"
+EVAL_SUMMARY_FILE = "summary.md"
+EVAL_WORST_DIR = "worst"
+EVAL_CONFUSION_IMAGE = "confusion.png"
+EVAL_PLOTS_DIR = "plots"  # one PNG per (score, metadata field)
 SUBMISSION_DIR = "submission"
 
 # --- export folders (fcn.commands.export writes them, fcn.restore opens them) ---

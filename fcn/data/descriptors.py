@@ -2,6 +2,7 @@
 format, split stratification, benchmark, folder layout); adding a dataset adds a descriptor."""
 
 import dataclasses
+import json
 
 from fcn.errors import UserError
 
@@ -35,6 +36,19 @@ class DatasetSpec:
     # '{cat}_{id}' image stem -> label stem; KITTI ships lane labels beside road ones.
     label_stem: str
 
+    def to_dict(self):
+        """JSON-able form, written into every run (names.DATASET_FILE)."""
+        return json.loads(json.dumps(dataclasses.asdict(self)))
+
+    @classmethod
+    def from_dict(cls, values):
+        """Inverse of to_dict (lists back to tuples); unknown keys are an error."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise UserError(f"dataset description has unknown keys {unknown}; newer version?")
+        return cls(**{k: _tuples(v) for k, v in values.items()})
+
     @property
     def num_classes(self):
         return len(self.class_names)
@@ -64,6 +78,19 @@ KITTI_ROAD = DatasetSpec(
 )
 
 DATASETS = {KITTI_ROAD.name: KITTI_ROAD}
+
+
+def _tuples(value):
+    if isinstance(value, list):
+        return tuple(_tuples(v) for v in value)
+    return value
+
+
+def resolve_spec(name, data_dir=None, classes=""):
+    """The spec of dataset `name` as it applies to data_dir: datasets whose classes live in
+    their files (Mapillary's config, a folder's label map, COCO's categories) read them here.
+    classes: COCO's category selection (Config.classes)."""
+    return get_spec(name)
 
 
 def get_spec(name):

@@ -67,6 +67,18 @@ def pair_folder(image_dir, label_dir, spec=KITTI_ROAD):
     return examples
 
 
+def list_splits(data_dir, spec=KITTI_ROAD):
+    """(training examples, the dataset's official validation examples or None): datasets that
+    ship a validation split (Mapillary, Cityscapes, COCO) validate on it; others carve one out."""
+    return list_pairs(data_dir, spec), None
+
+
+def example_metadata(example, spec=KITTI_ROAD):
+    """Dataset-specific facts about one example for error analysis (COCO: instances per
+    category); {} where the dataset has none."""
+    return {}
+
+
 def list_test_images(data_dir, spec=KITTI_ROAD):
     folder = os.path.join(data_dir, spec.root, spec.test_images)
     return [
