@@ -32,6 +32,7 @@ COMMANDS = {
         "export a run as a self-contained SavedModel (+ frozen graph, ONNX)",
         "fcn.commands.export",
     ),
+    "report": ("rebuild runs' web pages (RUN/index.html, runs/index.html)", "fcn.commands.report"),
 }
 
 

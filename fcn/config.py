@@ -172,6 +172,11 @@ class Config:
         "auto", "compute precision (auto: bf16 on AMX CPUs, fp16 on GPU)", PRECISIONS
     )
     xla: bool = _field(False, "compile the graph with XLA (GPU)")
+    # '' trains on TensorFlow's default device. Several devices (or TF_CONFIG's workers) train
+    # synchronously with tf.distribute; --batch-size stays the global batch (fcn.distribute).
+    devices: str = _field(
+        "", "devices to train on: gpu:0,gpu:1, all, or cpu:0,cpu:1 ('' = the default device)"
+    )
     test_overlays: bool = _field(True, "write an overlay of every test image at the end")
 
     def __post_init__(self):
@@ -268,8 +273,15 @@ def parse_shape(text):
     return (h, w)
 
 
-def add_arguments(parser, cls=Config, defaults=None, only=None):
-    """Add one flag per dataclass field (or only the named ones); defaults may be overridden."""
+def field_names(cls=Config):
+    return {f.name for f in dataclasses.fields(cls)}
+
+
+def add_arguments(parser, cls=Config, defaults=None, only=None, recipe_defaults=False):
+    """Add one flag per dataclass field (or only the named ones); defaults may be overridden.
+
+    recipe_defaults: flags not given stay out of the parsed namespace (argparse.SUPPRESS), so a
+    recipe's values fill them (fcn.commands.demo)."""
     hints = get_type_hints(cls)
     defaults = defaults or {}
     for f in dataclasses.fields(cls):
@@ -279,12 +291,16 @@ def add_arguments(parser, cls=Config, defaults=None, only=None):
         default = defaults.get(f.name, f.default)
         kind = hints[f.name]
         help_text = f.metadata["help"]
+        if recipe_defaults:
+            default = argparse.SUPPRESS
         if kind is bool:
             parser.add_argument(
                 flag, action=argparse.BooleanOptionalAction, default=default, help=help_text
             )
             continue
         shown = "x".join(map(str, default)) if kind is tuple else default
+        if recipe_defaults:
+            shown = "the recipe's"
         kwargs = dict(default=default, help=f"{help_text} (default: {shown})")
         kwargs["type"] = parse_shape if kind is tuple else kind
         if f.metadata.get("choices"):

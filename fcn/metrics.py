@@ -136,6 +136,30 @@ def binary_scores(prob, label, threshold=0.5, ignore_label=IGNORE_LABEL) -> dict
     }
 
 
+def class_shares(cm) -> list:
+    """Each class's share of the ground-truth pixels (row sums / total); NaN for an empty
+    matrix."""
+    cm = np.asarray(cm)
+    support = cm.sum(axis=1)
+    return [_ratio(s, support.sum()) for s in support]
+
+
+def present_mean_iou(cm) -> tuple:
+    """(mean IoU over the classes that occur in the ground truth, how many do).
+
+    `segmentation_metrics`' mean_iou also averages classes that were only predicted (IoU 0),
+    which on data holding a few of a model's classes (7 of Cityscapes' 19) measures the data's
+    coverage as much as the model; this mean leaves them out. NaN when no class occurs.
+    """
+    cm = np.asarray(cm)
+    tp, support, predicted = np.diag(cm), cm.sum(axis=1), cm.sum(axis=0)
+    present = support > 0
+    if not present.any():
+        return float("nan"), 0
+    ious = tp[present] / (support[present] + predicted[present] - tp[present])
+    return float(np.mean(ious)), int(present.sum())
+
+
 class ConfusionAccumulator:
     """Sums confusion matrices over a dataset, batch by batch, so metrics are over all pixels
     (not an average of per-image scores)."""

@@ -62,10 +62,26 @@ def find_checkpoint(run_dir, which="best"):
     raise UserError(f"run folder {run_dir} has no checkpoint in best/ or checkpoints/; train first")
 
 
+def run_spec(run_dir, config):
+    """The run's DatasetSpec: its dataset.json (classes and palette as trained, so no data is
+    needed), else (a run from before it was written) the dataset's static spec."""
+    path = os.path.join(run_dir, names.DATASET_FILE)
+    if os.path.isfile(path):
+        return data.DatasetSpec.from_dict(runs.read_json(path))
+    return data.get_spec(config.dataset)
+
+
+def export_spec(meta, config):
+    """An export's DatasetSpec, from its export.json the way run_spec reads a run folder."""
+    if meta.get("dataset_spec"):
+        return data.DatasetSpec.from_dict(meta["dataset_spec"])
+    return data.get_spec(config.dataset)
+
+
 def open_run(run_dir, which="best", precision_name="float32"):
     """Restore a run's checkpoint into a fresh graph and session (the caller closes it)."""
     config = cfg.Config.from_dict(runs.read_json(os.path.join(run_dir, names.CONFIG_FILE)))
-    spec = data.get_spec(config.dataset)
+    spec = run_spec(run_dir, config)
     prefix = find_checkpoint(run_dir, which)
     graph = tf.Graph()
     prec = precision.resolve(precision_name)
@@ -137,7 +153,7 @@ def _open_export(path, prec):
 
     meta = read_metadata(path)
     config = cfg.Config.from_dict(meta["config"])
-    spec = data.get_spec(config.dataset)
+    spec = export_spec(meta, config)
     graph = tf.Graph()
     sess = tf.Session(graph=graph, config=precision.session_config(prec))
     try:

@@ -1,11 +1,14 @@
 """The training job: data -> graph -> epochs with validation, checkpoints, overlays -> run folder.
 
-Run folder (runs/<timestamp>/): config.json, split.json, log.jsonl (one line per epoch),
-checkpoints/ (latest K), best/ (best validation score, config.best_metric), state.json (what a
-resume starts from, see fcn.checkpoint), tb/ (TensorBoard), val_overlays/, test/ (an overlay of
-every test image at its original size), summary.json.
+Run folder (runs/<timestamp>/): config.json, dataset.json (the resolved dataset: classes,
+palette), class_stats.json (training labels' class pixel counts and loss weights), split.json,
+log.jsonl (one line per epoch), checkpoints/ (latest K), best/ (best validation score,
+config.best_metric), state.json (what a resume starts from, see fcn.checkpoint), tb/
+(TensorBoard), val_overlays/ and val_compare/ (at the images' original size), test/ (an overlay
+of every test image at its original size), summary.json, index.html (fcn.report).
 """
 
+import contextlib
 import itertools
 import json
 import math
@@ -19,7 +22,9 @@ from tqdm import tqdm
 
 from fcn import (
     checkpoint,
+    class_weights,
     data,
+    distribute,
     losses,
     metrics,
     models,
@@ -33,22 +38,32 @@ from fcn import (
 )
 from fcn.data.augment import Augmenter
 from fcn.errors import UserError
-from fcn.models import encoders, weights
+from fcn.models import encoders, layers, weights
 
 # Validation overlays shown in TensorBoard each epoch.
 _TB_IMAGES = 3
+# Validation images shown as image | ground truth | prediction at the end of training.
+_COMPARE_IMAGES = 4
 CHECKPOINT_DIR = checkpoint.LATEST_DIR
 BEST_DIR = checkpoint.BEST_DIR
 
 
-def build_model(sess, config, num_classes, log=None):
+def build_model(sess, config, num_classes, log=None, spec=None, loss_weights=None, setup=None):
     """Build encoder, decoder, the prediction path and the training ops in sess's graph, then
     initialise the variables and load the encoder's pretrained weights (fcn.models).
+
+    spec: the resolved dataset (default: config.dataset's descriptor). loss_weights: per-class
+    weights (C,) for the weighted losses (config.loss), from fcn.class_weights.
+
+    setup: a fcn.distribute.Setup to train on several devices or workers (None: one device,
+    the graph exactly as always). There the prediction path and `loss` (validation) run in
+    cross-replica context on the mirrored variables, and the training step is the replicas'
+    (`_replica_train_op`); its global-batch loss is `step_loss`, its stop request `stop_votes`.
 
     Returns a dict of named tensors (fcn.prediction.build's, plus labels (N, h, w) uint8 class
     ids, learning_rate, train_op, loss) and `weights`, where the encoder's weights came from.
     """
-    spec = data.get_spec(config.dataset)
+    spec = spec or data.get_spec(config.dataset)
     source, arrays, config = models.read_weights(config)
     tf.set_random_seed(config.seed)
     built = {}
@@ -57,7 +72,9 @@ def build_model(sess, config, num_classes, log=None):
         built.update(models.build_network(x, config, num_classes, is_training, keep_prob))
         return built["logits"]
 
-    model = prediction.build(network, config, spec)
+    # Variables made under a strategy's scope are mirrored on every replica of this worker.
+    with setup.strategy.scope() if setup else contextlib.nullcontext():
+        model = prediction.build(network, config, spec)
     encoder_variables = built["encoder_variables"]
     # Everything the network owns (weights and batch-norm statistics): what best/ and exports keep.
     for v in tf.global_variables():
@@ -66,15 +83,33 @@ def build_model(sess, config, num_classes, log=None):
     frozen = frozen_variables(trainable, config.freeze)
     labels = tf.placeholder(tf.uint8, [None, None, None], names.LABELS)
     learning_rate = tf.placeholder(tf.float32, [], names.LEARNING_RATE)
-    loss = tf.identity(losses.sparse_cross_entropy(model["logits"], labels), name=names.LOSS)
-    prec = precision.resolve(config.precision)
-    train_op = losses.minimize(
-        loss,
-        learning_rate,
-        config.l2_scale,
-        loss_scale=precision.loss_scale_for(prec),
-        var_list=[v for v in tf.trainable_variables() if v not in frozen] if frozen else None,
+    data_loss = losses.segmentation_loss(
+        config.loss,
+        model["logits"],
+        labels,
+        num_classes,
+        class_weights=loss_weights,
+        gamma=config.focal_gamma,
+        alpha=config.focal_alpha,
     )
+    loss = tf.identity(data_loss, name=names.LOSS)
+    prec = precision.resolve(config.precision)
+    var_list = [v for v in tf.trainable_variables() if v not in frozen] if frozen else None
+    if setup is None:
+        train_op = losses.minimize(
+            loss,
+            learning_rate,
+            config.l2_scale,
+            loss_scale=precision.loss_scale_for(prec),
+            var_list=var_list,
+        )
+    else:
+        model.update(
+            _replica_train_op(
+                setup, config, num_classes, model, labels, learning_rate, loss_weights, var_list
+            )
+        )
+        train_op = model.pop("train_op")
     sess.run(tf.global_variables_initializer())
     source = models.assign_weights(
         sess, encoder_variables, arrays, source, log=log or (lambda *a: None)
@@ -83,6 +118,62 @@ def build_model(sess, config, num_classes, log=None):
     model.update(labels=labels, learning_rate=learning_rate, train_op=train_op, loss=loss)
     model["weights"] = source
     return model
+
+
+def _replica_train_op(
+    setup, config, num_classes, model, labels, learning_rate, loss_weights, var_list
+):
+    """The synchronous training step of fcn.distribute: every replica runs the network on its
+    shard of the fed image_input (B/W, h, w, 3) and labels, with the prediction path's variables
+    (reused, so checkpoints keep the single-device names), and minimises loss / replicas: the v1
+    optimizer sums the replicas' gradients, so that is the gradient of the global batch's mean.
+
+    Returns {train_op, step_loss (the global batch's loss), stop_votes, stop_flag}.
+    """
+    graph = tf.get_default_graph()
+    # The prediction path's batch-norm updates are not training's: each replica makes its own.
+    graph.clear_collection(tf.GraphKeys.UPDATE_OPS)
+    prec = precision.resolve(config.precision)
+    with setup.strategy.scope():
+        tf.train.get_or_create_global_step()  # mirrored, made once in cross-replica context
+
+    def step(images, shard_labels, replicas):
+        # Reusing the network adds its decoder kernels to the L2 collection again; the penalty
+        # must count each once.
+        l2_kernels = graph.get_collection_ref(layers.L2_COLLECTION)
+        n_kernels = len(l2_kernels)
+        with tf.variable_scope(tf.get_variable_scope(), reuse=True, auxiliary_name_scope=False):
+            out = models.build_network(
+                prediction.normalize(images, config.normalize),
+                config,
+                num_classes,
+                model["is_training"],
+                model["keep_prob"],
+            )
+        del l2_kernels[n_kernels:]
+        shard_loss = losses.segmentation_loss(
+            config.loss,
+            out["logits"],
+            shard_labels,
+            num_classes,
+            class_weights=loss_weights,
+            gamma=config.focal_gamma,
+            alpha=config.focal_alpha,
+        )
+        train_op = losses.minimize(
+            shard_loss / replicas,
+            learning_rate,
+            config.l2_scale / replicas,
+            loss_scale=precision.loss_scale_for(prec),
+            var_list=var_list,
+        )
+        return train_op, shard_loss
+
+    stop_flag = tf.placeholder_with_default(0.0, [], "stop_flag")
+    train_op, step_loss, stop_votes = distribute.replica_step(
+        setup, model["image_input"], labels, step, stop_flag
+    )
+    return dict(train_op=train_op, step_loss=step_loss, stop_votes=stop_votes, stop_flag=stop_flag)
 
 
 def frozen_variables(encoder_variables, freeze):
@@ -205,9 +296,29 @@ def best_metric(config, spec):
     return "val_iou" if spec.task == "binary" else "val_mean_iou"
 
 
-def write_overlays(folder, split, masks, spec):
-    for ex, image, mask in zip(split.examples, split.images, masks, strict=True):
+def write_overlays(sess, model, folder, examples, spec, batch_size):
+    """An overlay of each validation image at its original size through the prediction path
+    (the cached split is at the network size, too small to judge: 320x96 in the demo)."""
+    paths = [ex.image_path for ex in examples]
+    for ex, (image, _, mask) in zip(
+        examples, prediction.predict_files(sess, model, paths, batch_size), strict=True
+    ):
         runs.write_image(os.path.join(folder, ex.name + ".png"), overlays.paint(image, mask, spec))
+
+
+def write_comparisons(sess, model, folder, examples, spec, batch_size):
+    """image | ground truth | prediction side by side at the original size, for a few
+    validation images; ignore pixels of the ground truth are left unpainted."""
+    paths = [ex.image_path for ex in examples]
+    for ex, (image, _, mask) in zip(
+        examples, prediction.predict_files(sess, model, paths, batch_size), strict=True
+    ):
+        label = data.read_label(ex, spec, warn=None)
+        truth = overlays.paint(image, label, spec)
+        predicted = overlays.paint(image, mask, spec)
+        gap = np.full((image.shape[0], 8, 3), 255, np.uint8)
+        row = np.concatenate([image, gap, truth, gap, predicted], axis=1)
+        runs.write_image(os.path.join(folder, ex.name + ".png"), row)
 
 
 def write_test_overlays(sess, model, examples, out_dir, config, spec, batch_size=None):
@@ -254,9 +365,9 @@ def train(config, log=print, resume_dir=None):
     All inputs are checked before a run folder exists, so bad data ends the job with nothing
     half-written.
     """
-    spec = data.get_spec(config.dataset)
+    spec = data.resolve_spec(config.dataset, config.data_dir, config.classes)
     state = checkpoint.read_state(resume_dir) if resume_dir else None
-    train_ex, val_ex = _choose_split(config, spec, resume_dir, log)
+    train_ex, val_ex, official = _choose_split(config, spec, resume_dir, log)
     source = models.check_weights_source(config)
     if source != models.RANDOM and config.encoder == "vgg16" and os.path.isdir(source):
         vgg.check_saved_model(source)
@@ -274,11 +385,12 @@ def train(config, log=print, resume_dir=None):
     train_split = data.load_split(train_ex, config.image_shape, spec, clahe=clahe)
     val_split = data.load_split(val_ex, config.image_shape, spec)
     log(f"decoded and cached the data in {time.time() - t0:.1f}s")
+    stats, loss_weights = _class_statistics(config, spec, train_split, log)
 
     graph = tf.Graph()
     with graph.as_default(), tf.Session(config=precision.session_config(prec, config.xla)) as sess:
         # Bad encoder weights fail here, still before the run folder is made.
-        model = build_model(sess, config, spec.num_classes, log=log)
+        model = build_model(sess, config, spec.num_classes, log, spec, loss_weights)
         if resume_dir:
             run_dir = resume_dir
             ckpts = checkpoint.Checkpoints(run_dir, config.keep_checkpoints, state)
@@ -288,7 +400,7 @@ def train(config, log=print, resume_dir=None):
             runs.write_json(os.path.join(run_dir, names.CONFIG_FILE), json.loads(config.to_json()))
             log(f"resuming {run_dir} from {state['checkpoint']} (epoch {progress.epoch + 1})")
         else:
-            run_dir = _start_run(config, train_ex, val_ex)
+            run_dir = _start_run(config, spec, train_ex, val_ex, official, stats)
             ckpts = checkpoint.Checkpoints(run_dir, config.keep_checkpoints)
             progress = checkpoint.Progress()
             log(f"run folder: {run_dir}")
@@ -302,6 +414,11 @@ def train(config, log=print, resume_dir=None):
             test_dir = os.path.join(run_dir, names.TEST_DIR)
             n_test = write_test_overlays(sess, model, test_ex, test_dir, config, spec)
             log(f"wrote {n_test} test overlays to {test_dir}")
+        if len(val_split.images):
+            folder = os.path.join(run_dir, names.VAL_COMPARE_DIR)
+            write_comparisons(
+                sess, model, folder, val_ex[:_COMPARE_IMAGES], spec, config.batch_size
+            )
         writer.close()
 
     final = history[-1] if history else {}
@@ -313,6 +430,8 @@ def train(config, log=print, resume_dir=None):
         "task": spec.task,
         "encoder": config.encoder,
         "decoder": config.decoder,
+        "loss": config.loss,
+        "class_weights": stats["method"],
         "weights": model["weights"],
         "best_metric": metric,
         "best_score": best,
@@ -336,28 +455,80 @@ def train(config, log=print, resume_dir=None):
             final_val_recall=final.get("val_recall"),
         )
     runs.write_json(os.path.join(run_dir, names.SUMMARY_FILE), summary)
+    _write_report(run_dir, log)
     return run_dir, summary
 
 
+def _write_report(run_dir, log):
+    """The run's web page (fcn.report); a failure there never costs the trained run."""
+    from fcn import report
+
+    try:
+        page = report.write_run_page(run_dir)
+    except Exception as e:  # noqa: BLE001 - the run is complete; say what went wrong
+        log(f"warning: could not write the run page: {type(e).__name__}: {e}")
+        return
+    log(f"run page: {page}")
+
+
+def _class_statistics(config, spec, train_split, log):
+    """Class pixel counts of the training labels, printed once, and the loss's class weights
+    (None when the loss is unweighted). Returns (stats dict for class_stats.json, weights)."""
+    method = class_weights.resolve(config.class_weights, config.loss)
+    stats = class_weights.pixel_stats(train_split.labels, spec.num_classes, spec.ignore_label)
+    weights = class_weights.compute(stats, method)
+    for line in class_weights.describe(stats, weights, spec.class_names):
+        log(line)
+    record = {
+        "method": method,
+        "class_names": list(spec.class_names),
+        "pixels": stats["pixels"].tolist(),
+        "image_pixels": stats["image_pixels"].tolist(),
+        "images": stats["images"].tolist(),
+        "total": int(stats["total"]),
+        "weights": [float(w) for w in weights],
+    }
+    return record, (None if method == "none" else weights)
+
+
 def _choose_split(config, spec, resume_dir, log):
-    """(train, val) examples: the seeded split, or the one the resumed run saved."""
-    examples = data.list_pairs(config.data_dir, spec)
+    """(train, val, official) examples: the dataset's official validation split (at most
+    --val-count of it, a seeded choice) or a seeded, stratified one carved out of training; a
+    resumed run reuses the split it saved."""
+    train_ex, official_val = data.list_splits(config.data_dir, spec)
+    official = official_val is not None
     if resume_dir:
-        return checkpoint.read_split(resume_dir, examples)
-    train_ex, val_ex, note = data.split_train_val(examples, config.val_count, config.seed)
-    if note:
-        log(note)
+        return (*checkpoint.read_split(resume_dir, train_ex + (official_val or [])), official)
+    if official:
+        val_ex = official_val
+        if 0 < config.val_count < len(val_ex):
+            chosen = np.random.default_rng(config.seed).choice(
+                len(val_ex), config.val_count, replace=False
+            )
+            val_ex = [val_ex[i] for i in sorted(chosen)]
+        log(f"validating on {len(val_ex)} of the {len(official_val)} official validation images")
+    else:
+        train_ex, val_ex, note = data.split_train_val(train_ex, config.val_count, config.seed)
+        if note:
+            log(note)
     if config.max_train_images:
         train_ex = train_ex[: config.max_train_images]
-    return train_ex, val_ex
+    return train_ex, val_ex, official
 
 
-def _start_run(config, train_ex, val_ex):
+def _start_run(config, spec, train_ex, val_ex, official, class_stats):
     run_dir = runs.new_run_dir(config.runs_dir)
     runs.write_json(os.path.join(run_dir, names.CONFIG_FILE), json.loads(config.to_json()))
+    runs.write_json(os.path.join(run_dir, names.DATASET_FILE), spec.to_dict())
+    runs.write_json(os.path.join(run_dir, names.CLASS_STATS_FILE), class_stats)
     runs.write_json(
         os.path.join(run_dir, checkpoint.SPLIT_FILE),
-        {"train": [e.name for e in train_ex], "val": [e.name for e in val_ex], "seed": config.seed},
+        {
+            "train": [e.name for e in train_ex],
+            "val": [e.name for e in val_ex],
+            "seed": config.seed,
+            "official_val": official,
+        },
     )
     return run_dir
 
@@ -369,7 +540,7 @@ def _fit(sess, model, config, spec, splits, ckpts, progress, history, writer, lo
     non-finite loss ends it at once, leaving the last good checkpoint as it was.
     """
     train_split, val_split = splits
-    augmenter = Augmenter(config.clahe_prob, config.flip_prob, config.seed)
+    augmenter = Augmenter.from_config(config)
     order_rng = np.random.default_rng(config.seed + 1)
     if progress.rng:
         augmenter.set_state(progress.rng["augment"])
@@ -425,6 +596,7 @@ def _fit(sess, model, config, spec, splits, ckpts, progress, history, writer, lo
             record = {
                 "epoch": epoch,
                 "train_loss": float(np.mean(progress.epoch_losses)),
+                "learning_rate": learning_rate_at(config, epoch, 1.0),
                 "seconds": time.time() - t_epoch,
             }
             masks = None
@@ -451,7 +623,7 @@ def _fit(sess, model, config, spec, splits, ckpts, progress, history, writer, lo
                 last or (config.overlay_every and epoch % config.overlay_every == 0)
             ):
                 folder = os.path.join(ckpts.run_dir, names.VAL_OVERLAYS_DIR, f"epoch_{epoch:03d}")
-                write_overlays(folder, val_split, masks, spec)
+                write_overlays(sess, model, folder, val_split.examples, spec, config.batch_size)
             if stop.requested:
                 raise _stopped(stop.signum, ckpts, f"after epoch {epoch}")
 

@@ -2,6 +2,7 @@
 with hand-worked KITTI scores, submission files, error analysis pieces, TensorBoard images."""
 
 import csv
+import dataclasses
 import json
 import math
 import os
@@ -12,7 +13,7 @@ import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
 
-from fcn import cli, data, prediction, tboard
+from fcn import analysis, cli, data, names, prediction, tboard
 from fcn.commands import evaluate
 from fcn.kitti import bev, devkit
 
@@ -343,3 +344,121 @@ def test_image_summary_decodes_to_the_same_pixels():
 def test_kitti_groups_match_the_metrics_module():
     assert evaluate.KITTI_GROUPS == ("um_road", "umm_road", "uu_road", "urban_road")
     assert set(evaluate.KITTI_KEYS) == set(devkit.kitti_scores([0], [0], 1, 1))
+
+
+# --------------------------------------------------------------------------------------------
+# Many classes: a fake 3-class model through the evaluation and its reports
+# --------------------------------------------------------------------------------------------
+
+RGB_RED, RGB_BLUE, RGB_WHITE = (255, 0, 0), (0, 0, 255), (255, 255, 255)
+TOY = dataclasses.replace(
+    data.KITTI_ROAD,
+    name="toy3",
+    class_names=("bg", "car", "person"),
+    task="multiclass",
+    positive_class=0,
+    palette=(None, RGB_RED, RGB_BLUE),
+    colors=(((0, 0, 0), 0), (RGB_RED, 1), (RGB_BLUE, 2), (RGB_WHITE, V)),
+    stratify="",
+    benchmark="",
+)
+
+
+class _ColourModel:
+    """A stand-in for fcn.restore.Model: car (0.8) where red leads blue by 50 levels, person
+    where blue leads red by 50, else bg; 0.1 for the other two classes."""
+
+    def predict(self, images, threshold=None, batch_size=8):
+        out = []
+        for image in images:
+            rgb = image.astype(int)
+            cls = np.where(rgb[..., 0] - rgb[..., 2] > 50, 1, 0)
+            cls = np.where(rgb[..., 2] - rgb[..., 0] > 50, 2, cls)
+            probs = np.full(image.shape[:2] + (3,), 0.1, np.float32)
+            np.put_along_axis(probs, cls[..., None], 0.8, axis=-1)
+            out.append((probs, cls.astype(np.uint8)))
+        return out
+
+
+def _toy_examples(folder):
+    """4 x 6 images: columns 0-2 car, 3-5 bg. a, b colour (b with one blue bg pixel the model
+    calls person); c, d grey (the model sees no car); d's last row void."""
+    examples = []
+    for name in ("a", "b", "c", "d"):
+        grey = name in "cd"
+        image = np.full((4, 6, 3), 30, np.uint8)
+        image[:, :3] = (120, 120, 120) if grey else (200, 30, 30)
+        label = np.zeros((4, 6, 3), np.uint8)
+        label[:, :3] = RGB_RED
+        if name == "b":
+            image[0, 5] = (30, 30, 200)
+        if name == "d":
+            label[3] = RGB_WHITE
+        image_path, label_path = folder / f"{name}.png", folder / f"{name}_gt.png"
+        cv2.imwrite(str(image_path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+        cv2.imwrite(str(label_path), cv2.cvtColor(label, cv2.COLOR_RGB2BGR))
+        examples.append(data.Example(name, str(image_path), str(label_path), "toy"))
+    return examples
+
+
+def test_three_class_evaluation_scores_and_reports_by_hand(tmp_path):
+    examples = _toy_examples(tmp_path)
+    scores, rows, ranked = evaluate.score_examples(
+        _ColourModel(), examples, TOY, 0.5, worst=2, log=None
+    )
+    by = {r["name"]: r for r in rows}
+    # a: all right. b: bg 11 of 12 right and 1 called person: IoU bg 11/12, car 1, person 0:
+    # mean 23/36. c: all bg predicted: bg IoU 12/24, car 0, mean 1/4, accuracy 1/2.
+    # d: 18 labelled pixels, bg IoU 9/18, car 0: mean 1/4.
+    assert by["a"]["mean_iou"] == 1.0 and math.isnan(by["a"]["iou_person"])
+    assert by["b"]["mean_iou"] == approx(23 / 36) and by["b"]["iou_person"] == 0.0
+    assert by["c"]["mean_iou"] == approx(1 / 4) and by["c"]["pixel_accuracy"] == approx(1 / 2)
+    assert by["d"]["mean_iou"] == approx(1 / 4)
+    # loss: a -ln 0.8; c half the pixels -ln 0.1, half -ln 0.8.
+    assert by["a"]["loss"] == approx(-math.log(0.8), rel=1e-6)
+    assert by["c"]["loss"] == approx((-math.log(0.1) - math.log(0.8)) / 2, rel=1e-6)
+    assert by["c"]["grayscale"] is True and by["a"]["grayscale"] is False
+    assert by["d"]["car_fraction"] == approx(1 / 2) and by["d"]["height"] == 4
+    # The worst two by mean IoU: c and d tie at 1/4, the first seen ranks first.
+    assert [(n, s) for n, s, _ in ranked] == [("c", approx(0.25)), ("d", approx(0.25))]
+    picture = ranked[0][2]
+    top = analysis.CAPTION_HEIGHT
+    # Car taken for bg: wrong class, red: 0.5 * 120 + 0.5 * 255 = 187.5 -> 188.
+    assert picture[top, 0].tolist() == [188, 60, 60]
+    # bg right: green, 0.5 * 30 + 0.5 * 255 = 142.5 -> 143.
+    assert picture[top, 5].tolist() == [15, 143, 15]
+    # d's void row is greyed: 0.5 * 120 + 0.5 * 128 = 124.
+    assert ranked[1][2][top + 3, 0].tolist() == [124, 124, 124]
+
+    result = scores.result()
+    result.update(run="r", checkpoint="c", data_dir="d", split="val", threshold=0.5)
+    result.update(task="multiclass", crf=False)
+    # Pooled: person occurs in no ground truth (predicted once): the headline leaves it out.
+    assert result["headline"] == "mean_iou_present" and result["num_classes_present"] == 2
+    assert "kitti" not in result and result["class_shares"]["person"] == 0.0
+    out = tmp_path / "eval"
+    evaluate.write_reports(str(out), result, rows, ranked, TOY)
+    m = _no_nan((out / names.EVAL_METRICS_FILE).read_text())
+    assert set(m["classes"]) == {"bg", "car", "person"}
+    assert m["mean_iou_present"] > m["mean_iou"]  # person's IoU 0 is left out
+    with open(out / names.EVAL_PER_IMAGE_FILE) as f:
+        csv_rows = list(csv.DictReader(f))
+    assert [r["name"] for r in csv_rows] == ["a", "b", "c", "d"]
+    assert csv_rows[2]["grayscale"] == "1" and csv_rows[0]["iou_person"] == ""
+    confusion = cv2.imread(str(out / names.EVAL_CONFUSION_IMAGE))
+    assert confusion.shape[:2] == analysis.confusion_image_size(3)
+    # Only grayscale and brightness vary over the four images.
+    assert sorted(os.listdir(out / names.EVAL_PLOTS_DIR)) == [
+        "loss_vs_brightness.png",
+        "loss_vs_grayscale.png",
+        "mean_iou_vs_brightness.png",
+        "mean_iou_vs_grayscale.png",
+    ]
+    assert sorted(os.listdir(out / names.EVAL_WORST_DIR)) == ["01_c.png", "02_d.png"]
+    assert not (out / "iou_vs_metadata.png").exists()  # a binary datasets' plot
+    summary = (out / names.EVAL_SUMMARY_FILE).read_text()
+    # Colour images: (1 + 23/36) / 2 = 59/72 = 0.819.
+    assert "grayscale images: mean IoU 0.250 (2 images) vs 0.819 for colour images (2)" in summary
+    assert "person (not in GT)" in summary and "2 of 3 classes present" in summary
+    assert "confusion.png" in summary
+    assert "2 of 3 classes present" in evaluate.format_table(result)

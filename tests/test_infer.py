@@ -185,3 +185,35 @@ def test_crf_cleans_noise_inside_a_colour_region():
     assert refined.shape == probs.shape
     np.testing.assert_allclose(refined.sum(-1), 1.0, atol=1e-5)
     assert (refined[:, 12:, 1] > 0.5).all() and (refined[:, :12, 1] < 0.5).all()
+
+
+def test_postprocess_multiclass_palette_and_legend():
+    import dataclasses
+
+    red, blue = (255, 0, 0), (0, 0, 255)
+    spec = dataclasses.replace(
+        data.KITTI_ROAD,
+        name="toy3",
+        class_names=("bg", "car", "person"),
+        task="multiclass",
+        positive_class=0,
+        palette=(None, red, blue),
+    )
+    # argmax decides: bg | car | person. The threshold plays no part in multiclass decisions.
+    probs = np.array([[[0.5, 0.3, 0.2], [0.2, 0.5, 0.3], [0.1, 0.3, 0.6]]], np.float32)
+    image = np.full((1, 3, 3), 100, np.uint8)
+    mask = prediction.decide_np(probs, spec, 0.99)
+    np.testing.assert_array_equal(mask, [[0, 1, 2]])
+    shown, positive, out_mask = infer_command.postprocess(
+        image, probs, mask, spec, 0.99, alpha=0.5, legend="none"
+    )
+    assert positive is None  # no positive-class map for a multiclass dataset
+    # 0.5 * 100 + 0.5 * 255 = 177.5 -> 178; bg is unpainted.
+    np.testing.assert_array_equal(shown, [[[100, 100, 100], [178, 50, 50], [50, 50, 178]]])
+    with_legend, _, _ = infer_command.postprocess(image, probs, mask, spec, 0.99, 0.5, legend="all")
+    # car and person, one legend row each on a 3-pixel-wide image.
+    assert with_legend.shape == (1 + 2 * overlays.LEGEND_ROW, 3, 3)
+    # Defaults: binary none; multiclass the classes present, videos all (one frame size).
+    assert infer_command._legend(data.KITTI_ROAD, None, video=False) == "none"
+    assert infer_command._legend(spec, None, video=False) == "present"
+    assert infer_command._legend(spec, None, video=True) == "all"

@@ -152,7 +152,7 @@ def test_failure_leaves_nothing_behind(tmp_path, monkeypatch):
     def broken(*args):
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(synth, "_render", broken)
+    monkeypatch.setattr(synth.kitti, "_render", broken)  # the KITTI module renders
     with pytest.raises(RuntimeError, match="disk on fire"):
         synth.generate_dataset(tmp_path, count=3, sizes=SIZES)
     assert os.listdir(tmp_path) == []

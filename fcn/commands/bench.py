@@ -6,7 +6,8 @@ One run builds the model once and measures, at one image shape and batch size:
     train_compute_img_s  train steps on a batch handed to the session once (session tensor
                          handles): no Python, copying or feeding in the timing
     pipeline_img_s       the input pipeline alone: `epoch_batches` with augmentation through
-                         `prefetch`, no model
+                         `prefetch`, no model; the augmentation is the one train's flags ask for
+                         (--flip-prob, --rotate-prob, --noise-prob, ...: Augmenter.from_config)
     infer_img_s          forward pass to probabilities with keep_prob 1
     naive_train_img_s    the Udacity helper's way: PNGs read and resized again for every batch,
                          one-hot in NumPy, feed_dict, a plain float32 session, no prefetching
@@ -44,8 +45,7 @@ import numpy as np
 
 from fcn import config as cfg
 from fcn import data, runs
-from fcn.data import synth
-from fcn.data.augment import Augmenter
+from fcn.data import augment, synth
 from fcn.errors import UserError
 
 RESULT_KEYS = (
@@ -93,9 +93,11 @@ NAIVE_BACKGROUND = (255, 0, 0)
 
 
 def add_arguments(parser):
+    # The augmentation flags are train's, so the pipeline figure is that of the user's training.
     cfg.add_arguments(
         parser,
-        only=("data_dir", "image_shape", "batch_size", "precision", "xla", "encoder", "decoder"),
+        only=("data_dir", "image_shape", "batch_size", "precision", "xla", "encoder", "decoder")
+        + augment.CONFIG_FIELDS,
     )
     parser.add_argument(
         "--vgg-dir",
@@ -132,6 +134,7 @@ def run(args):
         encoder=args.encoder,
         decoder=args.decoder,
         naive=args.naive,
+        augmentation={name: getattr(args, name) for name in augment.CONFIG_FIELDS},
     )
     print(format_table(result))
     if args.json:
@@ -153,9 +156,11 @@ def benchmark(
     encoder="vgg16",
     decoder="reference",
     naive=True,
+    augmentation=None,
     log=print,
 ):
-    """All figures as a dict with RESULT_KEYS."""
+    """All figures as a dict with RESULT_KEYS. `augmentation`: Config fields of the training
+    augmentation (augment.CONFIG_FIELDS), the Config's defaults where left out."""
     import tensorflow.compat.v1 as tf
 
     from fcn import precision, vgg
@@ -184,13 +189,14 @@ def benchmark(
             decoder=decoder,
             width=width,
             **paths,
+            **(augmentation or {}),
         )
         spec = data.get_spec(config.dataset)
         examples = _bench_examples(config, spec)
         log(
             f"bench: {len(examples)} cached images at {image_shape[0]}x{image_shape[1]}, "
             f"batch {batch_size}, {prec}, {encoder} x {decoder}, "
-            f"{steps} steps x {repeats} repeats"
+            f"{steps} steps x {repeats} repeats; augmentation: {_augmentation_note(config)}"
         )
         split = data.load_split(
             examples, config.image_shape, spec, clahe=(config.clahe_clip, config.clahe_grid)
@@ -399,6 +405,12 @@ def _data_or_synthetic(data_dir, batch_size, temporary, log):
     return out
 
 
+def _augmentation_note(config):
+    """'clahe_prob 0.5, flip_prob 0.5, rotate_prob 0.3': the transforms a step may apply."""
+    on = [f"{n} {getattr(config, n):g}" for n in augment.CONFIG_FIELDS if n.endswith("_prob")]
+    return ", ".join(p for p in on if not p.endswith(" 0")) or "none"
+
+
 def _bench_examples(config, spec):
     """At most MAX_IMAGES training pairs, a whole number of batches so every step is full."""
     examples = data.list_pairs(config.data_dir, spec)
@@ -438,7 +450,7 @@ def _measure(config, split, spec, steps, repeats, log):
     from fcn import precision, train
 
     b, nc = config.batch_size, spec.num_classes
-    augmenter = Augmenter(config.clahe_prob, config.flip_prob, config.seed)
+    augmenter = augment.Augmenter.from_config(config)
     rng = np.random.default_rng(config.seed)
     stream = _endless(lambda: data.epoch_batches(split, b, augmenter, rng))
     graph = tf.Graph()

@@ -1,44 +1,54 @@
-"""The evaluate command: KITTI benchmark and per-class metrics, error analysis, submission files.
+"""The evaluate command: benchmark and per-class metrics, per-image error analysis, submissions.
 
 Two modes:
 - `evaluate --run RUN_DIR`: restores the run's checkpoint (or loads an export made by the export
   command, which carries the run's split), predicts each image of a split, upsamples
-  the probabilities to the image's original size (the benchmark scores there) and writes
-  RUN_DIR/eval/: metrics.json, per_image.csv, summary.md, worst/ (the worst N images with true
-  positives green, false positives red, false negatives blue) and iou_vs_metadata.png. With
-  --submit it also writes RUN_DIR/submission/<cat>_road_<id>.png: 8-bit road probability maps of
-  the test set at original size (perspective), and with --bev their bird's-eye views in
-  RUN_DIR/submission/bev/, ready for the KITTI devkit or server.
+  the probabilities to the image's original size (benchmarks score there), optionally refines
+  them with a DenseCRF (--crf, any number of classes; then decided again: threshold for binary
+  datasets, argmax for multiclass) and writes RUN_DIR/eval/ (names in fcn.names):
+    metrics.json     per-class IoU / precision / recall / F1, ground-truth class shares, mean
+                     IoU (and over the classes present in the ground truth), KITTI's scores
+    per_image.csv    one row per image: scores, loss, metadata (fcn.analysis)
+    summary.md       the tables and "what scores worse" (group means, Spearman correlations)
+    confusion.png    the row-normalised confusion matrix
+    plots/           the headline score and the loss against every metadata field
+    worst/           the worst N images by the headline score, errors coloured (fcn.analysis)
+    iou_vs_metadata.png  binary datasets: the positive class's IoU against its metadata
+  With --submit (KITTI) it also writes RUN_DIR/submission/<cat>_road_<id>.png: 8-bit road
+  probability maps of the test set at original size (perspective), and with --bev their
+  bird's-eye views in RUN_DIR/submission/bev/, ready for the KITTI devkit or server.
 - `evaluate --prob-dir DIR --gt-dir DIR`: scores any method's probability PNGs against KITTI gt
   images, with no model, like the devkit's evaluateRoad.py.
 
 Metric definitions live in fcn.metrics; JSON holds null where a metric is undefined (NaN).
 """
 
-import csv
 import glob
 import heapq
 import io
 import math
 import os
 
-import cv2
 import numpy as np
 
-from fcn import data, metrics, overlays, runs
+from fcn import analysis, data, metrics, names, runs
+from fcn import crf as densecrf
 from fcn.commands import flags
 from fcn.errors import UserError
 from fcn.kitti import devkit, submission
 
-EVAL_DIR = "eval"
-WORST_DIR = "worst"
+EVAL_DIR = names.EVAL_DIR
+WORST_DIR = names.EVAL_WORST_DIR
 SPLITS = ("val", "train", "all")
 DEFAULT_WORST = 8
 DEFAULT_THRESHOLD = 0.5  # --prob-dir mode has no run config to take it from
 BATCH_SIZE = 8  # images per forward pass; each is resized to the run's input size first
+IOU_VS_METADATA = "iou_vs_metadata.png"  # binary datasets; plots/ holds every dataset's plots
 
 KITTI_GROUPS = tuple(f"{c}_road" for c in devkit.KITTI_CATEGORIES) + ("urban_road",)
 KITTI_KEYS = ("MaxF", "AvgPrec", "PRE", "REC", "FPR", "FNR", "BestThresh")
+# per_image.csv of KITTI road (a binary dataset without example metadata), in column order;
+# other datasets' columns follow the same pattern (fcn.analysis.sample_row).
 CSV_COLUMNS = (
     "name",
     "category",
@@ -46,22 +56,21 @@ CSV_COLUMNS = (
     "f1",
     "precision",
     "recall",
+    "loss",
+    "grayscale",
+    "brightness",
+    "width",
+    "height",
     "road_fraction",
     "n_road_regions",
-    "brightness",
-    "grayscale",
 )
 
-TP_COLOR, FP_COLOR, FN_COLOR = (0, 255, 0), (255, 0, 0), (0, 0, 255)
-ERROR_ALPHA = 0.5
-# Mean channel spread (max - min of R, G, B, in levels) below which an image counts as grey;
-# 1 level absorbs JPEG chroma noise in frames that were grey before compression.
-_GREY_SPREAD = 1.0
-_CAPTION_HEIGHT = 22  # px of the black caption bar above each gallery image
+TP_COLOR, FP_COLOR, FN_COLOR = analysis.TP_COLOR, analysis.FP_COLOR, analysis.FN_COLOR
+ERROR_ALPHA = analysis.ERROR_ALPHA
 
 
 # --------------------------------------------------------------------------------------------
-# Per-image pieces (pure NumPy)
+# Per-image pieces of binary road datasets (pure NumPy; fcn.analysis has the general ones)
 # --------------------------------------------------------------------------------------------
 
 
@@ -76,53 +85,21 @@ def error_overlay(image, road_pred, road_true, alpha=ERROR_ALPHA):
 
     road_pred: (H, W) bool; road_true: (H, W) 1 road / 0 not road / IGNORE_LABEL void (left as is).
     """
-    valid = road_true != data.IGNORE_LABEL
-    truth = road_true == 1
-    out = overlays.overlay(image, road_pred & truth, TP_COLOR, alpha)
-    out = overlays.overlay(out, road_pred & ~truth & valid, FP_COLOR, alpha)
-    return overlays.overlay(out, ~road_pred & truth, FN_COLOR, alpha)
+    return analysis.error_overlay(
+        image, road_pred.astype(np.uint8), road_true, data.KITTI_ROAD, alpha
+    )
 
 
 def image_metadata(image, road_true):
     """What an analyst sorts by: road fraction of the valid area, connected road regions
-    (8-connected, in the label), mean brightness 0..1 and whether the frame is grey."""
-    valid = int(np.count_nonzero(road_true != data.IGNORE_LABEL))
-    road = (road_true == 1).astype(np.uint8)
-    n_labels = cv2.connectedComponents(road, connectivity=8)[0]  # background counts as one
-    spread = image.max(axis=2).astype(np.int16) - image.min(axis=2)
+    (8-connected, in the label), mean brightness 0..1 and whether the frame is grey (0/1)."""
+    fractions = analysis.class_fractions(road_true, data.KITTI_ROAD)
     return {
-        "road_fraction": float(road.sum()) / valid if valid else float("nan"),
-        "n_road_regions": int(n_labels - 1),
-        "brightness": float(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).mean()) / 255.0,
-        "grayscale": int(spread.mean() < _GREY_SPREAD),
+        "road_fraction": fractions["road_fraction"],
+        "n_road_regions": fractions["n_road_regions"],
+        "brightness": analysis.brightness(image),
+        "grayscale": int(analysis.is_grayscale(image)),
     }
-
-
-def _road_scores(road_pred, road_true):
-    """Road IoU / F1 / precision / recall of one image (void excluded, NaN when undefined)."""
-    cm = metrics.confusion_matrix(road_pred.astype(np.uint8), road_true, 2)
-    road = metrics.segmentation_metrics(cm)["classes"]["class_1"]
-    return {k: road[k] for k in ("iou", "f1", "precision", "recall")}
-
-
-def _caption(image, text):
-    """The image under a black bar holding `text` and the colour key, so a gallery file explains
-    itself; the font shrinks to fit narrow images."""
-    pieces = [
-        (text + "  ", (255, 255, 255)),
-        ("TP ", TP_COLOR),
-        ("FP ", FP_COLOR),
-        ("FN", FN_COLOR),
-    ]
-    font, scale = cv2.FONT_HERSHEY_SIMPLEX, 0.5
-    width = sum(cv2.getTextSize(t, font, scale, 1)[0][0] for t, _ in pieces)
-    scale *= min(1.0, (image.shape[1] - 8) / width)
-    bar = np.zeros((_CAPTION_HEIGHT, image.shape[1], 3), np.uint8)
-    x = 4
-    for t, colour in pieces:
-        cv2.putText(bar, t, (x, 16), font, scale, colour, 1, cv2.LINE_AA)
-        x += cv2.getTextSize(t, font, scale, 1)[0][0]
-    return np.concatenate([bar, image])
 
 
 # --------------------------------------------------------------------------------------------
@@ -131,19 +108,25 @@ def _caption(image, text):
 
 
 class _DatasetScores:
-    """Confusion matrix and KITTI devkit counts pooled over images, one image at a time."""
+    """Confusion matrix (and, for KITTI road, the devkit's counts) pooled over images, one
+    image at a time."""
 
     def __init__(self, spec):
         self.spec = spec
-        self.confusion = metrics.ConfusionAccumulator(spec.num_classes)
-        self.kitti = {group: devkit.KittiRoadEvaluator() for group in KITTI_GROUPS}
+        self.confusion = metrics.ConfusionAccumulator(spec.num_classes, spec.ignore_label)
+        self.kitti = (
+            {group: devkit.KittiRoadEvaluator() for group in KITTI_GROUPS}
+            if spec.benchmark == "kitti_road"
+            else {}
+        )
         self.counts = {}  # category -> images
 
-    def add(self, category, road_prob, pred, label, gt_rgb):
-        """road_prob (H, W) in [0, 1]; pred, label (H, W) classes; gt_rgb the KITTI gt image."""
+    def add(self, category, road_prob, pred, label, gt_rgb=None):
+        """road_prob (H, W) in [0, 1] (binary datasets); pred, label (H, W) classes; gt_rgb
+        the KITTI gt image (KITTI road only)."""
         self.confusion.update(pred, label)
         self.counts[category] = self.counts.get(category, 0) + 1
-        if self.spec.benchmark != "kitti_road":
+        if not self.kitti:
             return
         gt_road, gt_valid = devkit.kitti_gt_from_rgb(gt_rgb)
         group = f"{category}_road"
@@ -152,18 +135,34 @@ class _DatasetScores:
             self.kitti[name].update(road_prob, gt_road, gt_valid)
 
     def result(self):
-        """{"kitti": {group: scores, all groups always present}, "classes", "mean_iou",
-        "pixel_accuracy", "num_images", "images_per_category"}; NaN where undefined."""
-        nan_scores = dict.fromkeys(KITTI_KEYS, float("nan"))
-        out = {
-            "kitti": {
+        """{"kitti": {group: scores, all groups always present} (KITTI road only), "classes",
+        "mean_iou", "pixel_accuracy", "class_shares", "mean_iou_present",
+        "num_classes_present", "headline", "num_images", "images_per_category"}; NaN where
+        undefined. headline names the mean to read first: "mean_iou", or "mean_iou_present"
+        when some classes have no ground-truth pixel (their IoU says nothing about the model)."""
+        out = {}
+        if self.kitti:
+            nan_scores = dict.fromkeys(KITTI_KEYS, float("nan"))
+            out["kitti"] = {
                 g: ev.result() if ev.num_images else dict(nan_scores)
                 for g, ev in self.kitti.items()
-            },
-            "num_images": sum(self.counts.values()),
-            "images_per_category": dict(sorted(self.counts.items())),
-        }
-        out.update(self.confusion.metrics(list(self.spec.class_names)))
+            }
+        out.update(
+            num_images=sum(self.counts.values()),
+            images_per_category=dict(sorted(self.counts.items())),
+        )
+        names_ = list(self.spec.class_names)
+        cm = self.confusion.matrix
+        out.update(metrics.segmentation_metrics(cm, names_))
+        shares = metrics.class_shares(cm)
+        present, n_present = metrics.present_mean_iou(cm)
+        out.update(
+            class_shares=dict(zip(names_, shares, strict=True)),
+            mean_iou_present=present,
+            num_classes_present=n_present,
+            headline="mean_iou" if n_present == len(names_) else "mean_iou_present",
+            confusion_matrix=cm.tolist(),
+        )
         return out
 
 
@@ -202,18 +201,18 @@ def _select(examples, split_names, split, run_dir, data_dir):
     if split == "all":
         return examples
     by_name = {ex.name: ex for ex in examples}
-    names = split_names.get(split)
-    if not isinstance(names, list):
+    wanted = split_names.get(split)
+    if not isinstance(wanted, list):
         raise UserError(f"{run_dir}/split.json has no '{split}' list; is this a run folder?")
-    missing = [n for n in names if n not in by_name]
+    missing = [n for n in wanted if n not in by_name]
     if missing:
         raise UserError(
             f"{len(missing)} image(s) of the run's {split} split are not in {data_dir} "
             f"(e.g. {', '.join(missing[:3])}); pass the run's --data-dir or use --split all"
         )
-    if not names:
+    if not wanted:
         raise UserError(f"the run's {split} split is empty; use --split train or --split all")
-    return [by_name[n] for n in names]
+    return [by_name[n] for n in wanted]
 
 
 def _predict_originals(model, originals, threshold):
@@ -233,6 +232,82 @@ def _check_threshold(threshold):
         raise UserError(f"--threshold must be in (0, 1), got {threshold}")
 
 
+def read_ground_truth(example, spec, image_shape, warn=None):
+    """(label (H, W) uint8 class ids, KITTI gt RGB or None) of an example at its original size.
+
+    Labels come from `data.read_label` (every label format) where the data package has it;
+    colour-coded label images read for KITTI road (the devkit scores its own gt image) or without
+    read_label are decoded from the image already read.
+    """
+    reader = getattr(data, "read_label", None)
+    gt_rgb = None
+    if spec.benchmark == "kitti_road" or reader is None:
+        gt_rgb = data.read_image(example.label_path, warn=None)
+        _check_size(example, image_shape, gt_rgb.shape)
+    if gt_rgb is not None and spec.label_format == "color":
+        label = data.decode_label(gt_rgb, spec, example.label_path)  # read once, decoded here
+    elif reader is not None:
+        label = reader(example, spec, warn=warn or (lambda _: None))
+    else:
+        raise UserError(
+            f"{spec.name} labels are {spec.label_format!r}; read_label is not in fcn.data yet"
+        )
+    _check_size(example, image_shape, label.shape)
+    return label, gt_rgb
+
+
+def _check_size(example, image_shape, label_shape):
+    if tuple(label_shape[:2]) != tuple(image_shape[:2]):
+        raise UserError(
+            f"image {example.image_path} is {image_shape[1]}x{image_shape[0]} but its "
+            f"label {example.label_path} is {label_shape[1]}x{label_shape[0]}; they must match"
+        )
+
+
+def _example_metadata(example, spec):
+    """The dataset's own facts about an example (data.example_metadata; {} without it)."""
+    reader = getattr(data, "example_metadata", None)
+    return dict(reader(example, spec)) if reader is not None else {}
+
+
+def score_examples(model, examples, spec, threshold, worst=DEFAULT_WORST, crf=False, log=print):
+    """Predict, (refine,) decide and score every example: the evaluation without files.
+
+    model: anything with predict(images, threshold, batch_size) -> [(probs (H, W, C), mask)]
+    (fcn.restore.Model). Returns (scores, rows, ranked): the pooled _DatasetScores, one
+    fcn.analysis row per image in order, and [(name, score, captioned error picture)] of the
+    `worst` lowest headline scores, worst first.
+    """
+    from fcn import prediction
+
+    scores = _DatasetScores(spec)
+    gallery = _Worst(worst)
+    headline, label_text = analysis.headline(spec), analysis.headline_label(spec)
+    keys = analysis.error_keys(spec)
+    rows, notes = [], []
+    for chunk, originals in _batches(examples):
+        for ex, image, (probs, pred) in zip(
+            chunk, originals, _predict_originals(model, originals, threshold), strict=True
+        ):
+            label, gt_rgb = read_ground_truth(ex, spec, image.shape, warn=notes.append)
+            if crf:
+                probs = densecrf.refine(image, probs)
+                pred = prediction.decide_np(probs, spec, threshold)
+            positive = probs[..., spec.positive_class] if spec.task == "binary" else None
+            scores.add(ex.category, positive, pred, label, gt_rgb)
+            extra = _example_metadata(ex, spec)
+            row = analysis.sample_row(ex.name, ex.category, image, probs, pred, label, spec, extra)
+            rows.append(row)
+            if gallery.wants(row[headline]):
+                picture = analysis.error_overlay(image, pred, label, spec)
+                text = f"{ex.name} {label_text} {row[headline]:.3f}"
+                gallery.add(row[headline], ex.name, analysis.caption(picture, text, keys))
+    if notes and log:
+        more = f" (and {len(notes) - 1} more)" if len(notes) > 1 else ""
+        log(f"{notes[0]}{more}")
+    return scores, rows, gallery.ranked()
+
+
 def evaluate_run(
     run_dir,
     data_dir=None,
@@ -242,6 +317,7 @@ def evaluate_run(
     submit=False,
     use_bev=False,
     checkpoint="best",
+    crf=False,
     log=print,
 ):
     """Score a run's checkpoint on a split and write RUN_DIR/eval/ (and the submission).
@@ -259,54 +335,37 @@ def evaluate_run(
         raise UserError(f"--worst must be >= 0, got {worst}")
     if use_bev and not submit:
         raise UserError("--bev transforms the submission maps; add --submit")
+    if crf:
+        densecrf.densecrf_module()
     if restore.is_export(run_dir):
         config = cfg.Config.from_dict(restore.read_metadata(run_dir)["config"])
-        if split != "all" and not os.path.isfile(os.path.join(run_dir, "split.json")):
+        if split != "all" and not os.path.isfile(os.path.join(run_dir, names.SPLIT_FILE)):
             raise UserError(f"the export {run_dir} carries no split.json; use --split all")
     else:
-        config = cfg.Config.from_dict(runs.read_json(os.path.join(run_dir, "config.json")))
-    split_names = {} if split == "all" else runs.read_json(os.path.join(run_dir, "split.json"))
-    spec = data.get_spec(config.dataset)
+        config = cfg.Config.from_dict(runs.read_json(os.path.join(run_dir, names.CONFIG_FILE)))
+    split_names = {} if split == "all" else runs.read_json(os.path.join(run_dir, names.SPLIT_FILE))
     data_dir = data_dir or config.data_dir
     threshold = config.threshold if threshold is None else threshold
     _check_threshold(threshold)
-    examples = _select(data.list_pairs(data_dir, spec), split_names, split, run_dir, data_dir)
-    test_examples, calibs = [], None
-    if submit:
-        test_examples = data.list_test_images(data_dir, spec)
-        if not test_examples:
-            folder = os.path.join(data_dir, spec.root, spec.test_images)
-            raise UserError(f"--submit found no test images in {folder}; is --data-dir right?")
-        calibs = submission.calib_paths(data_dir, spec, test_examples) if use_bev else None
 
-    scores = _DatasetScores(spec)
-    gallery = _Worst(worst)
-    rows = []
     with restore.open_model(run_dir, "float32", checkpoint) as restored:
-        log(f"evaluating {restored.source} on {len(examples)} image(s) of {data_dir} ({split})")
-        for chunk, originals in _batches(examples):
-            for ex, image, (probs, pred) in zip(
-                chunk, originals, _predict_originals(restored, originals, threshold), strict=True
-            ):
-                gt_rgb = data.read_image(ex.label_path, warn=None)
-                if gt_rgb.shape[:2] != image.shape[:2]:
-                    raise UserError(
-                        f"image {ex.image_path} is {image.shape[1]}x{image.shape[0]} but its "
-                        f"label {ex.label_path} is {gt_rgb.shape[1]}x{gt_rgb.shape[0]}; they "
-                        "must match"
-                    )
-                label = data.decode_label(gt_rgb, spec, ex.label_path)
-                road_prob = probs[..., spec.positive_class]
-                scores.add(ex.category, road_prob, pred, label, gt_rgb)
-                truth, road_pred = road_label(label, spec), pred == spec.positive_class
-                row = {"name": ex.name, "category": ex.category}
-                row.update(_road_scores(road_pred, truth))
-                row.update(image_metadata(image, truth))
-                rows.append(row)
-                if gallery.wants(row["iou"]):
-                    picture = error_overlay(image, road_pred, truth)
-                    text = f"{ex.name} road IoU {row['iou']:.3f}"
-                    gallery.add(row["iou"], ex.name, _caption(picture, text))
+        spec = restored.spec  # the run's own classes (its dataset.json), not today's registry
+        examples = _select(data.list_pairs(data_dir, spec), split_names, split, run_dir, data_dir)
+        test_examples, calibs = [], None
+        if submit:
+            if spec.benchmark != "kitti_road":
+                raise UserError(f"--submit writes KITTI road maps; {spec.name} has no benchmark")
+            test_examples = data.list_test_images(data_dir, spec)
+            if not test_examples:
+                folder = os.path.join(data_dir, spec.root, spec.test_images)
+                raise UserError(f"--submit found no test images in {folder}; is --data-dir right?")
+            calibs = submission.calib_paths(data_dir, spec, test_examples) if use_bev else None
+        refined = " with DenseCRF" if crf else ""
+        log(
+            f"evaluating {restored.source}{refined} on {len(examples)} image(s) of {data_dir} "
+            f"({split})"
+        )
+        scores, rows, ranked = score_examples(restored, examples, spec, threshold, worst, crf, log)
         n_sub = (
             submission.write(restored, test_examples, run_dir, spec, calibs, BATCH_SIZE)
             if submit
@@ -320,21 +379,13 @@ def evaluate_run(
         data_dir=data_dir,
         split=split,
         threshold=threshold,
+        task=spec.task,
+        crf=bool(crf),
     )
     out_dir = os.path.join(run_dir, EVAL_DIR)
-    runs.write_json(os.path.join(out_dir, "metrics.json"), json_safe(result))
-    runs.atomic_write_bytes(os.path.join(out_dir, "per_image.csv"), _csv_bytes(rows))
-    worst_names = _write_gallery(os.path.join(out_dir, WORST_DIR), gallery.ranked())
-    runs.atomic_write_bytes(
-        os.path.join(out_dir, "iou_vs_metadata.png"), plot_iou_vs_metadata(rows)
-    )
-    summary = summary_markdown(result, rows, worst_names)
-    runs.atomic_write_bytes(os.path.join(out_dir, "summary.md"), summary.encode())
+    written = write_reports(out_dir, result, rows, ranked, spec)
     log(format_table(result))
-    log(
-        f"wrote metrics.json, per_image.csv, summary.md, iou_vs_metadata.png and "
-        f"{len(worst_names)} worst image(s) to {out_dir}"
-    )
+    log(f"wrote {', '.join(written)} to {out_dir}")
     if submit:
         where = os.path.join(run_dir, submission.SUBMISSION_DIR)
         extra = (
@@ -344,6 +395,61 @@ def evaluate_run(
         )
         log(f"wrote {n_sub} submission map(s) to {where}{extra}")
     return result
+
+
+def analysis_fields(rows):
+    """The per_image.csv columns that describe an image (not its name or scores): category and
+    every metadata column."""
+    cols = analysis.columns(rows)
+    after_loss = cols[cols.index(analysis.LOSS) + 1 :] if analysis.LOSS in cols else []
+    return ["category"] + after_loss
+
+
+def write_reports(out_dir, result, rows, ranked, spec):
+    """RUN/eval/: metrics.json, per_image.csv, confusion.png, plots/, worst/, summary.md (and
+    iou_vs_metadata.png for binary datasets). Returns the names written, for the log."""
+    headline, label_text = analysis.headline(spec), analysis.headline_label(spec)
+    fields = analysis_fields(rows)
+    groups, correlations = analysis.what_scores_worse(rows, headline, fields)
+    result["what_scores_worse"] = {
+        "score": headline,
+        "groups": [
+            {**g, "groups": [{"value": v, "mean": m, "n": n} for v, m, n in g["groups"]]}
+            for g in groups
+        ],
+        "correlations": correlations,
+    }
+    runs.write_json(os.path.join(out_dir, names.EVAL_METRICS_FILE), json_safe(result))
+    runs.atomic_write_bytes(
+        os.path.join(out_dir, names.EVAL_PER_IMAGE_FILE), analysis.csv_bytes(rows)
+    )
+    runs.atomic_write_bytes(
+        os.path.join(out_dir, names.EVAL_CONFUSION_IMAGE),
+        analysis.confusion_png(result["confusion_matrix"], list(spec.class_names)),
+    )
+    plots_dir = os.path.join(out_dir, names.EVAL_PLOTS_DIR)
+    for old in glob.glob(os.path.join(plots_dir, "*.png")):
+        os.remove(old)
+    labels = {headline: label_text, analysis.LOSS: "loss (cross-entropy)"}
+    plots = analysis.metadata_plots(rows, [headline, analysis.LOSS], fields, labels)
+    for filename, png in plots.items():
+        runs.atomic_write_bytes(os.path.join(plots_dir, filename), png)
+    worst_names = _write_gallery(os.path.join(out_dir, WORST_DIR), ranked)
+    written = [
+        names.EVAL_METRICS_FILE,
+        names.EVAL_PER_IMAGE_FILE,
+        names.EVAL_SUMMARY_FILE,
+        names.EVAL_CONFUSION_IMAGE,
+        f"{len(plots)} plot(s) in {names.EVAL_PLOTS_DIR}/",
+        f"{len(worst_names)} worst image(s) in {WORST_DIR}/",
+    ]
+    if spec.task == "binary":
+        png = plot_iou_vs_metadata(rows, spec.positive_name)
+        runs.atomic_write_bytes(os.path.join(out_dir, IOU_VS_METADATA), png)
+        written.insert(4, IOU_VS_METADATA)
+    summary = summary_markdown(result, rows, worst_names, spec, sorted(plots))
+    runs.atomic_write_bytes(os.path.join(out_dir, names.EVAL_SUMMARY_FILE), summary.encode())
+    return written
 
 
 def _write_gallery(folder, ranked):
@@ -441,10 +547,29 @@ def _kitti_lines(result):
 
 
 def _class_lines(result):
-    lines = [["class", "IoU", "precision", "recall", "F1"]]
-    for name, s in result["classes"].items():
-        lines.append([name] + [_num(s[k]) for k in ("iou", "precision", "recall", "f1")])
+    shares = result.get("class_shares", {})
+    lines = [["class", "IoU", "precision", "recall", "F1", "GT share"]]
+    for name, sc in result["classes"].items():
+        share = shares.get(name, float("nan"))
+        cells = [_num(sc[k]) for k in ("iou", "precision", "recall", "f1")]
+        # A class without ground truth scores IoU 0 if predicted at all: flag it, since the
+        # headline mean leaves it out.
+        absent = share == 0.0
+        lines.append([name + (" (not in GT)" if absent else "")] + cells + [_num(share, 4)])
     return lines
+
+
+def _mean_line(result):
+    """The headline mean IoU first; over which classes it runs, said in words."""
+    n, total = result.get("num_classes_present"), len(result["classes"])
+    acc = f"pixel accuracy {_num(result['pixel_accuracy'])}"
+    if result.get("headline") == "mean_iou_present":
+        return (
+            f"mean IoU {_num(result['mean_iou_present'])} over the {n} of {total} classes "
+            f"present in the ground truth (headline); {_num(result['mean_iou'])} over every "
+            f"class with a defined IoU, which counts predicted-only classes as 0; {acc}"
+        )
+    return f"mean IoU {_num(result['mean_iou'])}, {acc}"
 
 
 def _text_table(lines):
@@ -474,69 +599,88 @@ def _markdown_table(lines):
 def format_table(result):
     """The console report: KITTI scores in % (as the devkit prints them), then per class."""
     per_cat = ", ".join(f"{c} {n}" for c, n in result["images_per_category"].items())
-    return "\n".join(
-        [
-            f"{result['num_images']} image(s) ({per_cat}), threshold {result['threshold']:.2f}",
-            "",
+    lines = [
+        f"{result['num_images']} image(s) ({per_cat}), threshold {result['threshold']:.2f}",
+        "",
+    ]
+    if "kitti" in result:
+        lines += [
             "KITTI road benchmark (perspective, original resolution):",
             _text_table(_kitti_lines(result)),
             "",
-            f"per class at threshold {result['threshold']:.2f}:",
-            _text_table(_class_lines(result)),
-            f"mean IoU {_num(result['mean_iou'])}, pixel accuracy {_num(result['pixel_accuracy'])}",
         ]
+    decided = (
+        "argmax" if result.get("task") == "multiclass" else f"threshold {result['threshold']:.2f}"
     )
+    lines += [f"per class at {decided}:", _text_table(_class_lines(result)), _mean_line(result)]
+    return "\n".join(lines)
 
 
-def _cell(value):
-    """A CSV cell: floats with 6 decimals, undefined scores (NaN) as empty cells."""
-    if isinstance(value, float):
-        return f"{value:.6f}" if math.isfinite(value) else ""
-    return value
-
-
-def _csv_bytes(rows):
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(CSV_COLUMNS)
-    for row in rows:
-        writer.writerow([_cell(row[c]) for c in CSV_COLUMNS])
-    return buf.getvalue().encode()
-
-
-def summary_markdown(result, rows, worst_names):
-    """RUN_DIR/eval/summary.md: the tables, the worst images ([(filename, name)] in rank order)
-    and the metadata plot."""
+def summary_markdown(result, rows, worst_names, spec=None, plots=()):
+    """RUN_DIR/eval/summary.md: the tables, what scores worse, the worst images
+    ([(filename, name)] in rank order) and the plots (file names in plots/)."""
+    spec = spec or data.KITTI_ROAD
+    headline, label_text = analysis.headline(spec), analysis.headline_label(spec)
     per_cat = ", ".join(f"{c} {n}" for c, n in result["images_per_category"].items())
+    decided = (
+        "argmax of the class probabilities"
+        if spec.task == "multiclass"
+        else f"{spec.positive_name} probability >= {result['threshold']:.2f}"
+    )
     lines = [
         f"# Evaluation of `{result['run']}`",
         "",
         f"- checkpoint: `{result['checkpoint']}`",
         f"- data: `{result['data_dir']}`, split `{result['split']}`: "
         f"{result['num_images']} image(s) ({per_cat})",
-        f"- threshold for masks and per-class metrics: {result['threshold']:.2f}",
+        f"- decision for masks and per-class metrics: {decided}"
+        + (" after DenseCRF refinement" if result.get("crf") else ""),
         "",
-        "## KITTI road benchmark",
-        "",
-        "Perspective space at each image's original resolution, the devkit's definitions; "
-        "scores in %, BestThresh as a fraction.",
-        "",
-        _markdown_table(_kitti_lines(result)),
-        "",
+    ]
+    if "kitti" in result:
+        lines += [
+            "## KITTI road benchmark",
+            "",
+            "Perspective space at each image's original resolution, the devkit's definitions; "
+            "scores in %, BestThresh as a fraction.",
+            "",
+            _markdown_table(_kitti_lines(result)),
+            "",
+        ]
+    mean = _mean_line(result)
+    lines += [
         "## Per class",
+        "",
+        "GT share: the class's share of the labelled ground-truth pixels.",
         "",
         _markdown_table(_class_lines(result)),
         "",
-        f"Mean IoU {_num(result['mean_iou'])}, pixel accuracy {_num(result['pixel_accuracy'])}.",
+        mean[0].upper() + mean[1:] + ".",
         "",
-        f"## The {len(worst_names)} worst images by road IoU",
+        f"![confusion matrix]({names.EVAL_CONFUSION_IMAGE})",
         "",
-        "True positives green, false positives red, false negatives blue. "
-        "All images are in `per_image.csv`.",
+    ]
+    worse = result.get("what_scores_worse", {})
+    groups = [
+        {**g, "groups": [(x["value"], x["mean"], x["n"]) for x in g["groups"]]}
+        for g in worse.get("groups", [])
+    ]
+    lines += [
+        "## What scores worse",
+        "",
+        f"Per-image {label_text}: the mean of each group of a yes/no or category field (largest "
+        "gap first), then Spearman's rank correlation with each numeric field (strongest first).",
+        "",
+        *analysis.worse_markdown(groups, worse.get("correlations", []), label_text),
+        "",
+        f"## The {len(worst_names)} worst images by {label_text}",
+        "",
+        " ".join(f"{w}: {_colour_name(c)}." for w, c in analysis.error_keys(spec))
+        + f" All images are in `{names.EVAL_PER_IMAGE_FILE}`.",
         "",
     ]
     by_name = {r["name"]: r for r in rows}
-    table = [["rank", "image", "category", "IoU", "F1", "road fraction", "regions", "brightness"]]
+    table = [["rank", "image", "category", label_text, "loss", "brightness", "grayscale"]]
     for rank, (filename, name) in enumerate(worst_names, 1):
         r = by_name[name]
         table.append(
@@ -544,22 +688,32 @@ def summary_markdown(result, rows, worst_names):
                 str(rank),
                 f"[{r['name']}]({WORST_DIR}/{filename})",
                 r["category"],
-                _num(r["iou"]),
-                _num(r["f1"]),
-                _num(r["road_fraction"], 3),
-                str(r["n_road_regions"]),
+                _num(r[headline]),
+                _num(r[analysis.LOSS], 3),
                 _num(r["brightness"], 3),
+                "yes" if r["grayscale"] else "no",
             ]
         )
     if worst_names:
         lines += [_markdown_table(table), ""]
-    lines += ["## Road IoU against image metadata", "", "![](iou_vs_metadata.png)", ""]
+    if plots:
+        lines += [f"## {label_text} and loss against image metadata", ""]
+        lines += [f"![]({names.EVAL_PLOTS_DIR}/{p})" for p in plots] + [""]
+    if spec.task == "binary":
+        lines += [f"![]({IOU_VS_METADATA})", ""]
     return "\n".join(lines)
 
 
-def plot_iou_vs_metadata(rows):
-    """PNG bytes: per-image road IoU against road fraction, road regions and brightness, one
-    colour per category, grey frames as hollow markers."""
+_COLOUR_NAMES = {(0, 255, 0): "green", (255, 0, 0): "red", (0, 0, 255): "blue"}
+
+
+def _colour_name(rgb):
+    return _COLOUR_NAMES.get(tuple(rgb), "grey" if len(set(rgb)) == 1 else str(tuple(rgb)))
+
+
+def plot_iou_vs_metadata(rows, positive="road"):
+    """PNG bytes: per-image IoU of the positive class (binary datasets) against its fraction,
+    its regions and brightness, one colour per category, grey frames as hollow markers."""
     import matplotlib
 
     matplotlib.use("Agg")  # no display; before anything touches a backend
@@ -571,8 +725,8 @@ def plot_iou_vs_metadata(rows):
     FigureCanvasAgg(fig)
     axes = fig.subplots(1, 3, sharey=True)
     panels = (
-        ("road_fraction", "road fraction of the valid area"),
-        ("n_road_regions", "connected road regions in the label"),
+        (f"{positive}_fraction", f"{positive} fraction of the valid area"),
+        (f"n_{positive}_regions", f"connected {positive} regions in the label"),
         ("brightness", "mean brightness (0..1)"),
     )
     categories = sorted({r["category"] for r in rows})
@@ -600,11 +754,11 @@ def plot_iou_vs_metadata(rows):
         ax.set_xlabel(xlabel)
         ax.grid(alpha=0.3)
     axes[1].xaxis.set_major_locator(MaxNLocator(integer=True))  # region counts are whole
-    axes[0].set_ylabel("road IoU")
+    axes[0].set_ylabel(f"{positive} IoU")
     axes[0].set_ylim(-0.02, 1.02)
     if any(ax.get_legend_handles_labels()[0] for ax in axes):
         axes[0].legend(loc="lower right", fontsize=8)
-    fig.suptitle(f"per-image road IoU against image metadata ({len(rows)} images)")
+    fig.suptitle(f"per-image {positive} IoU against image metadata ({len(rows)} images)")
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
@@ -641,6 +795,7 @@ def add_arguments(parser):
     model.add_argument(
         "--bev", action="store_true", help="with --submit: also their bird's-eye views (calib/)"
     )
+    flags.crf(model)
     files = parser.add_argument_group("score probability maps (no model)")
     files.add_argument("--prob-dir", metavar="DIR", help="<cat>_road_<id>.png road probabilities")
     files.add_argument("--gt-dir", metavar="DIR", help="KITTI gt images (gt_image_2)")
@@ -664,14 +819,15 @@ def run(args):
             submit=args.submit,
             use_bev=args.bev,
             checkpoint=args.checkpoint,
+            crf=args.crf,
         )
         return 0
     if not (args.prob_dir and args.gt_dir):
         raise UserError(
             "evaluate needs --run RUN_DIR, or --prob-dir DIR together with --gt-dir DIR"
         )
-    if args.submit or args.bev or args.data_dir:
-        raise UserError("--submit, --bev and --data-dir need --run RUN_DIR")
+    if args.submit or args.bev or args.data_dir or args.crf:
+        raise UserError("--submit, --bev, --data-dir and --crf need --run RUN_DIR")
     threshold = DEFAULT_THRESHOLD if args.threshold is None else args.threshold
     result = evaluate_prob_dir(args.prob_dir, args.gt_dir, threshold)
     print(format_table(result))

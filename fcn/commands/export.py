@@ -212,6 +212,9 @@ def _metadata(run_dir, checkpoint, config, spec, onnx_diff):
         "checkpoint": os.path.basename(checkpoint),
         "config": json.loads(config.to_json()),
         "dataset": spec.name,
+        # The whole spec (classes, palette, label format): `infer --run OUT` rebuilds it from
+        # here (fcn.restore.export_spec), as from a run's dataset.json.
+        "dataset_spec": spec.to_dict(),
         "task": spec.task,
         "class_names": list(spec.class_names),
         "positive_class": spec.positive_class,

@@ -42,3 +42,23 @@ def precision(parser):
         help="compute precision (default: auto: fp16 on a GPU, bf16 on CPUs with bf16 "
         "instructions, else float32)",
     )
+
+
+def crf(parser):
+    parser.add_argument(
+        "--crf",
+        action="store_true",
+        help="refine the probabilities with a DenseCRF before deciding, for any number of "
+        "classes (needs pydensecrf2)",
+    )
+
+
+def legend(parser):
+    from fcn import overlays  # cv2: only the commands that paint need it
+
+    parser.add_argument(
+        "--legend",
+        choices=overlays.LEGENDS,
+        help="class legend under each overlay: the classes present, all, or none (default: "
+        "present for multiclass datasets, all for their videos, none for binary ones)",
+    )

@@ -4,7 +4,9 @@
 by `python main.py export`. Each image is read as RGB (RGBA, grey and 16-bit are converted),
 resized to the model's input size as in training (INTER_AREA), predicted in batches, and its
 class probabilities are upsampled bilinearly to the original size. DIR gets per image
-    <stem>.png        overlay: each class in the dataset's palette (KITTI: green road)
+    <stem>.png        overlay: each class in the dataset's palette (KITTI: green road); for
+                      multiclass datasets a legend strip below (--legend: the classes present,
+                      all, none; videos list all classes so every frame keeps one size)
     <stem>_prob.png   (--save-prob) binary datasets: 8-bit positive-class (road) probability,
                       rint(p * 255)
     <stem>_mask.png   (--save-mask) class ids (KITTI: 0 not road, 1 road)
@@ -26,6 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 from tqdm import tqdm
 
+from fcn import crf as densecrf
 from fcn import data, overlays, runs
 from fcn.commands import flags
 from fcn.errors import UserError
@@ -42,12 +45,7 @@ PROB_SUFFIX = "_prob"
 MASK_SUFFIX = "_mask"
 # Post-processing threads (resize back, CRF, PNG encoding): OpenCV releases the GIL.
 _WRITERS = 2
-
-# DenseCRF (Kraehenbuehl & Koltun): an appearance-free smoothness kernel and an appearance
-# (bilateral) kernel, with pydensecrf's documented defaults; sxy in pixels, srgb in levels.
-CRF_ITERATIONS = 5
-CRF_GAUSSIAN = dict(sxy=3, compat=3)
-CRF_BILATERAL = dict(sxy=80, srgb=13, compat=10)
+CRF_ITERATIONS = densecrf.ITERATIONS
 
 
 # --------------------------------------------------------------------------------------------
@@ -175,45 +173,39 @@ def probe_video(path):
 # --------------------------------------------------------------------------------------------
 
 
-def densecrf_module():
-    try:
-        import pydensecrf.densecrf as dcrf
-    except ImportError:
-        raise UserError("--crf needs the DenseCRF package: pip install pydensecrf2") from None
-    return dcrf
+# DenseCRF lives in fcn.crf (evaluate uses it too); these names stay for existing callers.
+densecrf_module = densecrf.densecrf_module
+crf_refine = densecrf.refine
 
 
-def crf_refine(image, probs, iterations=CRF_ITERATIONS):
-    """DenseCRF mean-field refinement: RGB (H, W, 3) uint8, probs (H, W, C) -> (H, W, C)."""
-    dcrf = densecrf_module()
-    h, w, c = probs.shape
-    crf = dcrf.DenseCRF2D(w, h, c)
-    # Unary energy -log p, (C, H*W); clipped so that p = 0 is not an infinite cost.
-    unary = -np.log(np.clip(probs, 1e-5, 1.0)).transpose(2, 0, 1).reshape(c, -1)
-    crf.setUnaryEnergy(np.ascontiguousarray(unary, np.float32))
-    crf.addPairwiseGaussian(**CRF_GAUSSIAN)
-    crf.addPairwiseBilateral(rgbim=np.ascontiguousarray(image), **CRF_BILATERAL)
-    q = np.asarray(crf.inference(iterations), np.float32)  # (C, H*W)
-    return q.reshape(c, h, w).transpose(1, 2, 0)
-
-
-def postprocess(image, probs, mask, spec, threshold, alpha, crf=False):
+def postprocess(image, probs, mask, spec, threshold, alpha, crf=False, legend="none"):
     """The prediction path's full-size probs (H, W, C) and mask (H, W) -> (overlay RGB,
-    positive-class probability (H, W), mask (H, W)); --crf refines the probabilities first and
-    decides again."""
+    positive-class probability (H, W) or None for multiclass datasets, mask (H, W)); --crf
+    refines the probabilities first and decides again (threshold for binary datasets, argmax
+    for multiclass). legend: one of overlays.LEGENDS; a strip below the overlay unless 'none'."""
     if crf:
         from fcn import prediction
 
         probs = crf_refine(image, probs)
         mask = prediction.decide_np(probs, spec, threshold)
-    shown = overlays.paint(image, mask, spec, alpha)
-    return shown, probs[..., spec.positive_class], mask
+    shown = overlays.paint_with_legend(image, mask, spec, alpha, legend)
+    positive = probs[..., spec.positive_class] if spec.task == "binary" else None
+    return shown, positive, mask
+
+
+def _legend(spec, choice, video):
+    """--legend, resolved: binary datasets none, multiclass present (videos: all, one size)."""
+    if choice is not None:
+        return "all" if video and choice == "present" else choice
+    if spec.task == "binary":
+        return "none"
+    return "all" if video else "present"
 
 
 def _write_image_outputs(outputs, shown, positive, mask):
     overlay_path, prob_path, mask_path = outputs
     runs.write_image(overlay_path, shown)
-    if prob_path:
+    if prob_path and positive is not None:
         runs.write_image(prob_path, devkit.probability_to_uint8(positive))
     if mask_path:
         runs.write_image(mask_path, mask)
@@ -246,8 +238,9 @@ def _run_images(model, jobs, options, pool, bar):
 
 
 def _finish_image(spec, job, image, probs, mask, options):
+    legend = _legend(spec, options.get("legend"), video=False)
     shown, positive, mask = postprocess(
-        image, probs, mask, spec, options["threshold"], options["alpha"], options["crf"]
+        image, probs, mask, spec, options["threshold"], options["alpha"], options["crf"], legend
     )
     _write_image_outputs(job.outputs, shown, positive, mask)
 
@@ -289,6 +282,7 @@ def _run_video(model, job, fps, options, pool, bar):
                 threshold=options["threshold"],
                 alpha=options["alpha"],
                 crf=options["crf"],
+                legend=_legend(model.spec, options.get("legend"), video=True),
             )
             results = list(
                 pool.map(post, frames, [p for p, _ in predicted], [m for _, m in predicted])
@@ -306,7 +300,7 @@ def _run_video(model, job, fps, options, pool, bar):
                     writer.send(None)  # start ffmpeg
                 writer.send(shown)
                 name = f"{count:06d}.png"
-                if prob_dir:
+                if prob_dir and positive is not None:
                     runs.write_image(
                         os.path.join(prob_dir, name), devkit.probability_to_uint8(positive)
                     )
@@ -341,15 +335,19 @@ def run_inference(
     precision_name="auto",
     crf=False,
     threshold=None,
+    legend=None,
     log=print,
 ):
-    """Segment `inputs` (files, folders, globs) into out_dir; returns a summary dict."""
+    """Segment `inputs` (files, folders, globs) into out_dir; returns a summary dict.
+    legend: one of overlays.LEGENDS, None = present for multiclass datasets, none for binary."""
     if not 0.0 <= alpha <= 1.0:
         raise UserError(f"--alpha must be in [0, 1], got {alpha}")
     if batch_size < 1:
         raise UserError(f"--batch-size must be >= 1, got {batch_size}")
     if threshold is not None and not 0.0 < threshold < 1.0:
         raise UserError(f"--threshold must be in (0, 1), got {threshold}")
+    if legend is not None and legend not in overlays.LEGENDS:
+        raise UserError(f"--legend must be one of {list(overlays.LEGENDS)}, got {legend!r}")
     if crf:
         densecrf_module()
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
@@ -360,10 +358,16 @@ def run_inference(
 
     with restore.open_model(run_dir, precision_name) as model:
         probes = check_readable(jobs, warn=log)
+        if save_prob and model.spec.task != "binary":
+            raise UserError(
+                f"--save-prob writes a positive-class probability; {model.spec.name} is "
+                "multiclass: use --save-mask"
+            )
         options = dict(
             alpha=alpha,
             batch_size=batch_size,
             crf=crf,
+            legend=legend,
             threshold=model.config.threshold if threshold is None else threshold,
         )
         images = [j for j in jobs if not j.is_video]
@@ -429,9 +433,8 @@ def add_arguments(parser):
     )
     flags.batch_size(parser)
     flags.precision(parser)
-    parser.add_argument(
-        "--crf", action="store_true", help="refine with a DenseCRF (needs pydensecrf2)"
-    )
+    flags.crf(parser)
+    flags.legend(parser)
     flags.threshold(parser)
 
 
@@ -448,5 +451,6 @@ def run(args):
         precision_name=args.precision,
         crf=args.crf,
         threshold=args.threshold,
+        legend=args.legend,
     )
     return 0

@@ -1,10 +1,19 @@
-"""`python main.py synth`: write a synthetic KITTI-layout dataset."""
+"""`python main.py synth`: write a synthetic dataset (KITTI layout by default; see --kind)."""
 
 from fcn.commands.demo import DEMO_COUNT, DEMO_DATA
 
+KINDS = ("kitti", "streets", "footprints", "coco", "shapes")  # fcn.data.synth.KINDS
+
 
 def add_arguments(parser):
-    parser.add_argument("--out", default=DEMO_DATA, help="folder to hold data_road/")
+    parser.add_argument(
+        "--kind",
+        default="kitti",
+        choices=KINDS,
+        help="kitti: data_road/; streets: mapillary/ and cityscapes/; footprints, shapes: "
+        "folder layout; coco: COCO instances layout",
+    )
+    parser.add_argument("--out", default=DEMO_DATA, help="folder to hold the dataset folder(s)")
     parser.add_argument("--count", type=int, default=DEMO_COUNT, help="training images")
     parser.add_argument("--test-count", type=int, default=12, help="test images")
     parser.add_argument("--seed", type=int, default=0, help="same seed, same dataset")
@@ -13,10 +22,22 @@ def add_arguments(parser):
 def run(args):
     from fcn.data import synth
 
-    summary = synth.generate_dataset(
-        args.out, count=args.count, test_count=args.test_count, seed=args.seed
+    if args.kind == "kitti":
+        summary = synth.generate_dataset(
+            args.out, count=args.count, test_count=args.test_count, seed=args.seed
+        )
+        print(
+            f"wrote {summary['train']} training and {summary['test']} test images "
+            f"to {summary['root']}"
+        )
+        return 0
+    summary = synth.generate(
+        args.kind, args.out, count=args.count, test_count=args.test_count, seed=args.seed
     )
+    val = f", {summary['val']} validation" if "val" in summary else ""
+    roots = " and ".join(summary["roots"].values())
     print(
-        f"wrote {summary['train']} training and {summary['test']} test images to {summary['root']}"
+        f"wrote {summary['train']} training{val} and {summary['test']} test images "
+        f"of kind {args.kind} to {roots}"
     )
     return 0

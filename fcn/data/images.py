@@ -1,4 +1,4 @@
-"""Reading images: any PNG/JPEG as uint8 RGB, damaged files named in one line."""
+"""Reading images: any PNG/JPEG/BMP/TIFF as uint8 RGB, damaged files named in one line."""
 
 import glob
 import os
@@ -8,7 +8,7 @@ import numpy as np
 
 from fcn.errors import UserError
 
-IMAGE_EXTS = (".png", ".jpg", ".jpeg")
+IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _JPEG_SOI, _JPEG_EOI = b"\xff\xd8", b"\xff\xd9"
 _JPEG_TAIL = 1024  # bytes at the end of a JPEG searched for its end marker
@@ -18,8 +18,10 @@ def images_in(folder):
     return sorted(p for p in glob.glob(os.path.join(folder, "*")) if p.lower().endswith(IMAGE_EXTS))
 
 
-def read_image(path, warn=print):
-    """Any PNG/JPEG as uint8 RGB (H, W, 3): RGBA, grey, palette and 16-bit are converted."""
+def read_image(path, warn=print, grey_ok=False):
+    """Any PNG/JPEG/BMP/TIFF as uint8 RGB (H, W, 3): RGBA, grey, palette and 16-bit are
+    converted, each conversion noted through `warn` (grey_ok: grey -> RGB is routine for the
+    dataset, e.g. COCO, and not noted)."""
     raw = cv2.imread(path, cv2.IMREAD_UNCHANGED)
     if raw is None or raw.size == 0 or _is_cut_off_jpeg(path):
         raise UserError(f"cannot read image {path}: missing, truncated or not an image; replace it")
@@ -31,7 +33,8 @@ def read_image(path, warn=print):
         raise UserError(f"image {path} has unsupported sample type {raw.dtype}; save it as 8-bit")
     if raw.ndim == 2:
         rgb = cv2.cvtColor(raw, cv2.COLOR_GRAY2RGB)
-        notes.append("grayscale -> RGB")
+        if not grey_ok:
+            notes.append("grayscale -> RGB")
     elif raw.shape[2] == 4:
         rgb = cv2.cvtColor(raw, cv2.COLOR_BGRA2RGB)
         notes.append("alpha channel dropped")

@@ -1,4 +1,4 @@
-"""Pairing images with their labels in a dataset's folders; test images."""
+"""Pairing images with their labels in a dataset's folders; the examples the readers return."""
 
 import dataclasses
 import os
@@ -12,37 +12,39 @@ from fcn.errors import UserError
 class Example:
     name: str  # image stem, e.g. um_000000
     image_path: str
-    label_path: str  # '' for test images
-    category: str  # um / umm / uu (the stem's prefix)
+    label_path: str  # '' for test images; COCO: the annotation JSON
+    category: str  # um / umm / uu (the stem's prefix); '' where not stratified
+    ref: object = None  # COCO: the image id in label_path's annotations
 
 
 def category_of(stem):
     return stem.split("_", 1)[0]
 
 
-def list_pairs(data_dir, spec=KITTI_ROAD):
-    """Training pairs under data_dir/<root>; every image needs its label and vice versa."""
-    root = os.path.join(data_dir, spec.root)
-    image_dir = os.path.join(root, spec.train_images)
-    label_dir = os.path.join(root, spec.train_labels)
-    for folder in (data_dir, root, image_dir, label_dir):
+def stem_of(path):
+    return os.path.splitext(os.path.basename(path))[0]
+
+
+def require_folders(spec, data_dir, *folders):
+    """One line naming the first missing folder and how to get the data."""
+    for folder in folders:
         if not os.path.isdir(folder):
             raise UserError(
                 f"data folder {folder} does not exist; put the {spec.name} dataset under "
                 f"{data_dir} (see data/README.md) or make a synthetic one with "
                 f"`python main.py synth --out {data_dir}`"
             )
-    return pair_folder(image_dir, label_dir, spec)
 
 
 def pair_folder(image_dir, label_dir, spec=KITTI_ROAD):
+    """KITTI's pairing: the label stem is spec.label_stem of the image stem's prefix and id."""
     images = images_in(image_dir)
     if not images:
         raise UserError(f"no images (*.png, *.jpg) in {image_dir}; is --data-dir right?")
-    labels = {os.path.splitext(os.path.basename(p))[0]: p for p in images_in(label_dir)}
+    labels = {stem_of(p): p for p in images_in(label_dir)}
     examples, unlabeled, used = [], [], set()
     for path in images:
-        stem = os.path.splitext(os.path.basename(path))[0]
+        stem = stem_of(path)
         cat, _, ident = stem.partition("_")
         label_stem = spec.label_stem.format(cat=cat, id=ident)
         cat = cat if spec.stratify == "prefix" else ""
@@ -54,6 +56,37 @@ def pair_folder(image_dir, label_dir, spec=KITTI_ROAD):
     # Labels of another kind (KITTI's *_lane_*) are skipped; those of our kind need an image.
     kind = spec.label_stem.format(cat="", id="").strip("_")
     orphans = sorted(s for s in labels if f"_{kind}_" in s and s not in used)
+    _raise_unmatched(unlabeled, orphans, image_dir, label_dir)
+    return examples
+
+
+def pair_by_stem(image_dir, label_dir):
+    """Images and labels of the same stem, any extensions (a.jpg <-> a.png); every image needs
+    its label and every label its image."""
+    images = _by_stem(images_in(image_dir), image_dir)
+    if not images:
+        raise UserError(f"no images (*.png, *.jpg, ...) in {image_dir}; is --data-dir right?")
+    labels = _by_stem(images_in(label_dir), label_dir)
+    unlabeled = [os.path.basename(images[s]) for s in sorted(images) if s not in labels]
+    orphans = [os.path.basename(labels[s]) for s in sorted(labels) if s not in images]
+    _raise_unmatched(unlabeled, orphans, image_dir, label_dir)
+    return [Example(s, images[s], labels[s], "") for s in sorted(images)]
+
+
+def _by_stem(paths, folder):
+    out = {}
+    for p in paths:
+        s = stem_of(p)
+        if s in out:
+            raise UserError(
+                f"{folder} holds both {os.path.basename(out[s])} and {os.path.basename(p)}; "
+                "keep one file per stem"
+            )
+        out[s] = p
+    return out
+
+
+def _raise_unmatched(unlabeled, orphans, image_dir, label_dir):
     if unlabeled:
         raise UserError(
             f"{len(unlabeled)} image(s) in {image_dir} have no label in {label_dir} "
@@ -64,24 +97,8 @@ def pair_folder(image_dir, label_dir, spec=KITTI_ROAD):
             f"{len(orphans)} label(s) in {label_dir} have no image in {image_dir} "
             f"(e.g. {', '.join(orphans[:3])}); add the images or remove the labels"
         )
-    return examples
 
 
-def list_splits(data_dir, spec=KITTI_ROAD):
-    """(training examples, the dataset's official validation examples or None): datasets that
-    ship a validation split (Mapillary, Cityscapes, COCO) validate on it; others carve one out."""
-    return list_pairs(data_dir, spec), None
-
-
-def example_metadata(example, spec=KITTI_ROAD):
-    """Dataset-specific facts about one example for error analysis (COCO: instances per
-    category); {} where the dataset has none."""
-    return {}
-
-
-def list_test_images(data_dir, spec=KITTI_ROAD):
-    folder = os.path.join(data_dir, spec.root, spec.test_images)
-    return [
-        Example(os.path.splitext(os.path.basename(p))[0], p, "", category_of(os.path.basename(p)))
-        for p in images_in(folder)
-    ]
+def unlabelled_examples(folder):
+    """Unlabelled examples of the images in folder ([] when it does not exist)."""
+    return [Example(stem_of(p), p, "", "") for p in images_in(folder)]

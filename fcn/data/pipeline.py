@@ -11,9 +11,9 @@ import cv2
 import numpy as np
 
 from fcn.data import augment
+from fcn.data.datasets import read_label
 from fcn.data.descriptors import KITTI_ROAD
 from fcn.data.images import read_image
-from fcn.data.labels import decode_label
 from fcn.errors import UserError
 
 # A bad dataset is reported in one line: the first problem in full, then this many more names.
@@ -21,19 +21,18 @@ _MORE_BAD_NAMES = 3
 
 
 def load_example(example, image_shape, spec=KITTI_ROAD, warn=print):
-    """(image (h, w, 3) uint8, label (h, w) uint8) at the network's input size."""
-    image = read_image(example.image_path, warn)
+    """(image (h, w, 3) uint8, label (h, w) uint8 class ids or None) at the network's input
+    size."""
+    image = read_image(example.image_path, warn, grey_ok=spec.grey_images)
     h, w = image_shape
     label = None
     if example.label_path:
-        label_rgb = read_image(example.label_path, warn=None)
-        if label_rgb.shape[:2] != image.shape[:2]:
+        label = read_label(example, spec, warn)
+        if label.shape[:2] != image.shape[:2]:
             raise UserError(
                 f"image {example.image_path} is {image.shape[1]}x{image.shape[0]} but its label "
-                f"{example.label_path} is {label_rgb.shape[1]}x{label_rgb.shape[0]}; "
-                "they must match"
+                f"{example.label_path} is {label.shape[1]}x{label.shape[0]}; they must match"
             )
-        label = decode_label(label_rgb, spec, example.label_path)
         # Nearest neighbour: class indices must never be blended.
         label = cv2.resize(label, (w, h), interpolation=cv2.INTER_NEAREST)
     image = cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA)

@@ -78,11 +78,22 @@ def batch_norm(x, is_training, name, momentum=BN_MOMENTUM, epsilon=BN_EPSILON):
         c = int(x.shape[-1])
         gamma = tf.get_variable("gamma", [c], initializer=tf.ones_initializer())
         beta = tf.get_variable("beta", [c], initializer=tf.zeros_initializer())
+        # Mirrored on every replica under tf.distribute (fcn.distribute), updated with the mean
+        # of the replicas' updates (aggregation MEAN; an assign in replica context needs one);
+        # on one device the aggregation changes nothing.
         moving_mean = tf.get_variable(
-            "moving_mean", [c], initializer=tf.zeros_initializer(), trainable=False
+            "moving_mean",
+            [c],
+            initializer=tf.zeros_initializer(),
+            trainable=False,
+            aggregation=tf.VariableAggregation.MEAN,
         )
         moving_variance = tf.get_variable(
-            "moving_variance", [c], initializer=tf.ones_initializer(), trainable=False
+            "moving_variance",
+            [c],
+            initializer=tf.ones_initializer(),
+            trainable=False,
+            aggregation=tf.VariableAggregation.MEAN,
         )
 
         # Batch moments in float32, (C,) each; with is_training false the moving ones are used.

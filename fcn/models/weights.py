@@ -38,10 +38,13 @@ def assign(sess, variables, weights, scope, source):
             "pass weights made for this encoder (or --weights random)"
         )
     # One session run that feeds every variable's initial value (Variable.load would run one per
-    # array: ~30 ms each, 8 s for MobileNetV2's 255 arrays).
-    feed = {
-        v.initializer.inputs[1]: np.asarray(weights[n], v.dtype.base_dtype.as_numpy_dtype)
-        for n, v in by_name.items()
-    }
-    sess.run([v.initializer for v in by_name.values()], feed)
+    # array: ~30 ms each, 8 s for MobileNetV2's 255 arrays). A variable mirrored by
+    # tf.distribute (fcn.distribute) has one copy per device in `values`: each gets the array.
+    feed, initializers = {}, []
+    for n, v in by_name.items():
+        array = np.asarray(weights[n], v.dtype.base_dtype.as_numpy_dtype)
+        for copy in getattr(v, "values", None) or (v,):
+            feed[copy.initializer.inputs[1]] = array
+            initializers.append(copy.initializer)
+    sess.run(initializers, feed)
     return len(by_name)

@@ -1,0 +1,17 @@
+"""A static web page per run (runs/<stamp>/index.html) and one for all runs (runs/index.html).
+
+The pages open from disk (file://) with no server and no network: relative links, curves as
+inline SVG, our own few lines of JavaScript for sorting tables, thumbnails in RUN/report/.
+
+    run_folder  reads a run folder, whatever it holds so far (partial, interrupted, evaluated)
+    plots       SVG line charts of the per-epoch log and the confusion matrix
+    thumbs      JPEG thumbnails of the galleries' images, remade only when their source changes
+    html        escaping, number formats, tables, the shared style and script
+    page        the run page (write_run_page)
+    index       the page of all runs (write_index)
+"""
+
+from fcn.report.index import write_index
+from fcn.report.page import write_run_page
+
+__all__ = ["write_index", "write_run_page"]

@@ -1,0 +1,108 @@
+"""Recipes: each system runs end to end through the same commands on its own dataset format —
+`demo --recipe` writes its synthetic data and trains, then evaluate, infer and export use the
+run. Tiny sizes: these check the plumbing, the recipe targets are measured by the demo itself."""
+
+import json
+import os
+
+import pytest
+
+from fcn import cli, config, recipes
+
+# The issue's table: the model and loss of each system.
+SYSTEMS = {
+    "kitti_road": ("vgg16", "reference", "ce", "kitti_road"),
+    "streets": ("vgg16", "unet", "dice_focal", "mapillary"),
+    "footprints": ("mobilenet_v2", "pix2pix", "ce", "folder"),
+    "coco": ("mobilenet_v2", "upsample_conv", "ce", "coco"),
+    "dice_unet": ("unet", "unet", "dice", "folder"),
+}
+
+
+@pytest.mark.parametrize("name", list(recipes.RECIPES))
+def test_recipe_config_is_valid_and_builds_the_named_system(name):
+    recipe = recipes.get(name)
+    cfg = config.Config(**recipe.config)
+    assert (cfg.encoder, cfg.decoder, cfg.loss, cfg.dataset) == SYSTEMS[name]
+    assert 0 < recipe.target < 1 and recipe.count > 0
+
+
+def test_unknown_recipe_lists_the_valid_ones():
+    with pytest.raises(Exception, match="choose one of kitti_road, streets"):
+        recipes.get("nope")
+
+
+def test_score_is_the_mean_iou_of_the_recipe_classes_or_the_selection_score():
+    summary = {
+        "final_score": 0.5,
+        "final_val_classes": {
+            "background": {"iou": 0.9},
+            "person": {"iou": 0.6},
+            "car": {"iou": 0.7},
+        },
+    }
+    assert recipes.score(recipes.COCO, summary) == pytest.approx(0.65)  # (0.6 + 0.7) / 2
+    assert recipes.score(recipes.KITTI_ROAD, summary) == 0.5
+    assert recipes.score(recipes.COCO, {"final_val_classes": {"person": {"iou": 0.6}}}) is None
+
+
+# Tiny runs: small networks (the 1/16 VGG16, 4-filter U-Net), 64x64 inputs, one epoch.
+_TINY = ["--epochs", "1", "--batch-size", "2", "--val-count", "2", "--precision", "float32"]
+_TINY += ["--unet-filters", "4", "--count", "6", "--image-shape", "64x64"]
+
+
+@pytest.mark.parametrize(
+    "name,dataset",
+    [
+        ("kitti_road", None),
+        ("streets", None),
+        ("streets", "cityscapes"),
+        ("footprints", None),
+        ("coco", None),
+        ("dice_unet", None),
+    ],
+)
+def test_recipe_runs_end_to_end_and_its_run_evaluates_infers_and_exports(
+    name, dataset, tiny_vgg, tmp_path, capsys
+):
+    recipe = recipes.get(name)
+    data_dir, runs_dir = str(tmp_path / "data"), str(tmp_path / "runs")
+    argv = ["demo", "--recipe", name, "--data-dir", data_dir, "--runs-dir", runs_dir, *_TINY]
+    argv += ["--vgg-dir", tiny_vgg] + (["--dataset", dataset] if dataset else [])
+    code = cli.main(argv)
+    out = capsys.readouterr().out
+    # A one-epoch run on six images is far below the target: exit 1, and the figure printed.
+    assert f"demo {name}: {recipe.score_label}" in out
+    assert code in (0, 1) and ("DID NOT reach" in out) == (code == 1)
+    (run,) = os.listdir(runs_dir)
+    run_dir = os.path.join(runs_dir, run)
+    summary = json.load(open(os.path.join(run_dir, "summary.json")))
+    assert summary["dataset"] == (dataset or SYSTEMS[name][3])
+    spec = json.load(open(os.path.join(run_dir, "dataset.json")))
+    stats = json.load(open(os.path.join(run_dir, "class_stats.json")))
+    assert stats["class_names"] == spec["class_names"] and sum(stats["pixels"]) > 0
+    assert os.path.isfile(os.path.join(run_dir, "index.html"))
+
+    assert cli.main(["evaluate", "--run", run_dir]) == 0
+    assert os.path.isfile(os.path.join(run_dir, "eval", "metrics.json"))
+    export_dir = str(tmp_path / "export")
+    assert cli.main(["export", "--run", run_dir, "--out", export_dir]) == 0
+    split = json.load(open(os.path.join(run_dir, "split.json")))
+    assert split["val"], "every recipe validates"
+    images = [p for p in _val_images(run_dir) if p]
+    for label, model in (("from_run", run_dir), ("from_export", export_dir)):
+        out_dir = str(tmp_path / label)
+        assert cli.main(["infer", "--run", model, *images, "--out", out_dir]) == 0
+        assert len(os.listdir(out_dir)) >= len(images)
+    capsys.readouterr()
+
+
+def _val_images(run_dir):
+    """Paths of the run's validation images (from its validation overlays' names)."""
+    from fcn import data
+
+    cfg = config.Config.from_dict(json.load(open(os.path.join(run_dir, "config.json"))))
+    spec = data.DatasetSpec.from_dict(json.load(open(os.path.join(run_dir, "dataset.json"))))
+    train_ex, val_ex = data.list_splits(cfg.data_dir, spec)
+    names = set(json.load(open(os.path.join(run_dir, "split.json")))["val"])
+    return [ex.image_path for ex in train_ex + (val_ex or []) if ex.name in names][:2]
