@@ -35,9 +35,10 @@ BEST_DIR = names.BEST_DIR
 LOG_FILE = names.LOG_FILE
 _PREFIX = "model"
 _TF_INDEX = "checkpoint"  # the file tf.train.latest_checkpoint reads
-# Flags that may differ from the saved config on --resume: raising --epochs trains longer, and
-# folders may move (the split's image names and the checkpoint's shapes are checked instead).
-RESUMABLE_CHANGES = ("epochs", "data_dir", "vgg_dir", "weights", "runs_dir")
+# Flags that may differ from the saved config on --resume: raising --epochs trains longer,
+# folders may move (the split's image names and the checkpoint's shapes are checked instead), and
+# --devices may change: checkpoints of N devices restore on any number (fcn.distribute).
+RESUMABLE_CHANGES = ("epochs", "data_dir", "vgg_dir", "weights", "runs_dir", "devices")
 
 
 def resume_hint(run_dir):
@@ -276,8 +277,8 @@ def resume_config(run_dir, requested):
     if conflicts:
         raise UserError(
             f"--resume continues {run_dir} with its saved config, but "
-            f"{'; '.join(conflicts[:3])}; drop those flags (only --epochs and the folders may "
-            "change) or start a new run"
+            f"{'; '.join(conflicts[:3])}; drop those flags (only --epochs, --devices and the "
+            "folders may change) or start a new run"
         )
     epochs = changes.get("epochs", saved.epochs)
     if epochs < state["epoch"]:

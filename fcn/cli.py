@@ -16,8 +16,14 @@ from fcn.errors import UserError
 # --help answers at once.
 COMMANDS = {
     "train": ("train a segmentation network (the default command)", "fcn.commands.train"),
-    "demo": ("offline end-to-end demo on synthetic data with a random VGG", "fcn.commands.demo"),
-    "synth": ("write a synthetic KITTI-layout dataset", "fcn.commands.synth"),
+    "demo": (
+        "a recipe end to end offline on synthetic data (default: KITTI road)",
+        "fcn.commands.demo",
+    ),
+    "synth": (
+        "write a synthetic dataset: KITTI road, streets, footprints, COCO or shapes",
+        "fcn.commands.synth",
+    ),
     "vgg": ("build a VGG16 SavedModel (random or Keras ImageNet weights)", "fcn.commands.vgg"),
     "evaluate": (
         "score a run: KITTI devkit and per-class metrics, error analysis",
@@ -34,6 +40,10 @@ COMMANDS = {
     ),
     "report": ("rebuild runs' web pages (RUN/index.html, runs/index.html)", "fcn.commands.report"),
 }
+
+
+# Commands that never touch TensorFlow skip its (slow) import.
+WITHOUT_TENSORFLOW = ("synth", "report")
 
 
 def _command(name):
@@ -71,7 +81,8 @@ def main(argv=None):
     args = build_parser(only=argv[0] if argv[0] in COMMANDS else None).parse_args(argv)
     tfquiet.set_verbose(args.verbose)
     try:
-        tfquiet.tensorflow()
+        if args.command not in WITHOUT_TENSORFLOW:
+            tfquiet.tensorflow()
         return _command(args.command)[2](args)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)

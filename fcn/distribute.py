@@ -19,6 +19,7 @@ Variables keep the single-device names (a mirrored variable saves its primary co
 name), so checkpoints trained on N devices restore on one and the other way round.
 """
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -282,3 +283,29 @@ def replica_step(setup, images, labels, step_fn, stop_flag):
         # is the mean over replicas.
         summed = strategy.reduce(tf.distribute.ReduceOp.SUM, parts, axis=None)
     return train_op, summed[0], summed[1]
+
+
+@contextlib.contextmanager
+def lost_peer(setup, last_good):
+    """Turn the error a step raises when another worker is gone (killed, its machine lost) into
+    one line: the job stops, the last complete checkpoint is intact (`last_good` says which),
+    and --resume continues it on any number of workers."""
+    if setup is None or setup.cluster is None:
+        yield
+        return
+    import tensorflow.compat.v1 as tf
+
+    try:
+        yield
+    except (
+        tf.errors.UnavailableError,
+        tf.errors.AbortedError,
+        tf.errors.DeadlineExceededError,
+        tf.errors.CancelledError,
+        tf.errors.InternalError,
+    ) as e:
+        raise UserError(
+            f"worker {setup.worker_index} lost contact with another worker ({type(e).__name__}), "
+            f"so the job stopped; {last_good or 'the chief keeps the checkpoints'}; "
+            "start every worker again with `python main.py train --resume RUN_DIR`"
+        ) from None

@@ -14,6 +14,7 @@ import json
 import math
 import os
 import signal
+import sys
 import time
 
 import numpy as np
@@ -32,6 +33,7 @@ from fcn import (
     overlays,
     precision,
     prediction,
+    report,
     runs,
     tboard,
     vgg,
@@ -110,6 +112,7 @@ def build_model(sess, config, num_classes, log=None, spec=None, loss_weights=Non
             )
         )
         train_op = model.pop("train_op")
+        model["setup"] = setup
     sess.run(tf.global_variables_initializer())
     source = models.assign_weights(
         sess, encoder_variables, arrays, source, log=log or (lambda *a: None)
@@ -222,32 +225,38 @@ def run_epoch(
     desc="train",
     on_step=None,
     extra_feed=None,
+    extra_fetch=None,
 ):
     """One pass of training steps with a tqdm bar showing the running loss; returns the mean.
 
     learning_rate_value: a number, or a function of the step's index in this pass.
 
     on_step(loss) runs after every step; it may raise, or return True to end the pass early.
-    extra_feed: more feeds for every step (the training flag of batch norm and dropout).
+    extra_feed: more feeds for every step (the training flag of batch norm and dropout), or a
+    function returning them, called before each step.
+    extra_fetch: a tensor fetched with every step and passed on: on_step(loss, its value)
+    (fcn.distribute's stop votes).
     """
     losses_seen = []
     # disable=None: no bar when stdout is not a terminal, so CI logs stay readable.
     bar = tqdm(batches, total=total, desc=desc, leave=False, dynamic_ncols=True, disable=None)
     rate = learning_rate_value if callable(learning_rate_value) else lambda i: learning_rate_value
+    more = extra_feed if callable(extra_feed) else lambda: extra_feed or {}
+    fetches = [train_op, loss] + ([] if extra_fetch is None else [extra_fetch])
     for i, (images, labels) in enumerate(bar):
-        _, value = sess.run(
-            [train_op, loss],
+        _, value, *extra = sess.run(
+            fetches,
             {
                 input_image: images,
                 correct_label: labels,
                 keep_prob: keep_prob_value,
                 learning_rate: rate(i),
-                **(extra_feed or {}),
+                **more(),
             },
         )
         losses_seen.append(float(value))
         bar.set_postfix(loss=f"{np.mean(losses_seen[-20:]):.4f}")
-        if on_step is not None and on_step(float(value)):
+        if on_step is not None and on_step(float(value), *extra):
             break
     bar.close()
     return float(np.mean(losses_seen)) if losses_seen else float("nan")
@@ -365,6 +374,10 @@ def train(config, log=print, resume_dir=None):
     All inputs are checked before a run folder exists, so bad data ends the job with nothing
     half-written.
     """
+    setup = distribute.make(config)  # None: one device, as always
+    if setup is not None:
+        log = _worker_log(setup, log)
+        log(setup.describe())
     spec = data.resolve_spec(config.dataset, config.data_dir, config.classes)
     state = checkpoint.read_state(resume_dir) if resume_dir else None
     train_ex, val_ex, official = _choose_split(config, spec, resume_dir, log)
@@ -388,9 +401,12 @@ def train(config, log=print, resume_dir=None):
     stats, loss_weights = _class_statistics(config, spec, train_split, log)
 
     graph = tf.Graph()
-    with graph.as_default(), tf.Session(config=precision.session_config(prec, config.xla)) as sess:
+    session_config = precision.session_config(prec, config.xla)
+    with graph.as_default(), distribute.session(setup, session_config) as sess:
         # Bad encoder weights fail here, still before the run folder is made.
-        model = build_model(sess, config, spec.num_classes, log, spec, loss_weights)
+        model = build_model(sess, config, spec.num_classes, log, spec, loss_weights, setup)
+        if setup is not None and not setup.is_chief:
+            return _follow(sess, model, config, spec, train_split, resume_dir, state, log)
         if resume_dir:
             run_dir = resume_dir
             ckpts = checkpoint.Checkpoints(run_dir, config.keep_checkpoints, state)
@@ -455,20 +471,8 @@ def train(config, log=print, resume_dir=None):
             final_val_recall=final.get("val_recall"),
         )
     runs.write_json(os.path.join(run_dir, names.SUMMARY_FILE), summary)
-    _write_report(run_dir, log)
+    report.refresh(run_dir, log)
     return run_dir, summary
-
-
-def _write_report(run_dir, log):
-    """The run's web page (fcn.report); a failure there never costs the trained run."""
-    from fcn import report
-
-    try:
-        page = report.write_run_page(run_dir)
-    except Exception as e:  # noqa: BLE001 - the run is complete; say what went wrong
-        log(f"warning: could not write the run page: {type(e).__name__}: {e}")
-        return
-    log(f"run page: {page}")
 
 
 def _class_statistics(config, spec, train_split, log):
@@ -533,30 +537,62 @@ def _start_run(config, spec, train_ex, val_ex, official, class_stats):
     return run_dir
 
 
+def _worker_log(setup, log):
+    """The chief logs as usual; the other workers to stderr, each line naming the worker."""
+    if setup.is_chief:
+        return log
+    return lambda *parts: print(f"[worker {setup.worker_index}]", *parts, file=sys.stderr)
+
+
+def _follow(sess, model, config, spec, train_split, resume_dir, state, log):
+    """A worker other than the chief: the same steps on its slice of every global batch. It
+    writes nothing (the chief writes the run folder); on --resume it restores the chief's
+    checkpoint from the run folder, which every worker must see. Returns (None, summary)."""
+    ckpts, progress = None, checkpoint.Progress()
+    if resume_dir:
+        saver = checkpoint.Checkpoints(resume_dir, config.keep_checkpoints, state)
+        saver.restore(sess, state["checkpoint"], _describe(config, spec))
+        progress = checkpoint.Progress.from_state(state)
+    _fit(sess, model, config, spec, (train_split, None), ckpts, progress, [], None, log)
+    log(f"finished epoch {config.epochs} of {config.epochs}")
+    worker = model["setup"].worker_index
+    return None, {"worker": worker, "train_seconds": progress.train_seconds}
+
+
 def _fit(sess, model, config, spec, splits, ckpts, progress, history, writer, log):
     """Epochs progress.epoch + 1 .. config.epochs: train, validate, log, checkpoint.
 
     Ctrl-C or SIGTERM ends the loop after the current step with a checkpoint (`Interrupted`); a
     non-finite loss ends it at once, leaving the last good checkpoint as it was.
+
+    Under fcn.distribute (model["setup"]) each worker feeds its slice of whole global batches;
+    a stop request is voted on with every step, so all workers stop after the same one; only
+    the chief validates and writes (checkpoints, log, TensorBoard, overlays); a lost peer ends
+    the job with the last complete checkpoint intact.
     """
     train_split, val_split = splits
+    setup = model.get("setup")
+    chief = setup is None or setup.is_chief
     augmenter = Augmenter.from_config(config)
     order_rng = np.random.default_rng(config.seed + 1)
     if progress.rng:
         augmenter.set_state(progress.rng["augment"])
         order_rng.bit_generator.state = progress.rng["order"]
-    steps_per_epoch = math.ceil(len(train_split.images) / config.batch_size)
+    steps_per_epoch = distribute.steps_per_epoch(len(train_split.images), config.batch_size, setup)
     metric = best_metric(config, spec)
     global_step = tf.train.get_global_step()
+    voted = [False]  # a distributed stop request was voted for (on_step)
     seconds_before, t_start = progress.train_seconds, time.time()
     with checkpoint.StopRequest() as stop:
         for epoch in range(progress.epoch + 1, config.epochs + 1):
             progress.rng = _rng_states(augmenter, order_rng)
             batches = data.epoch_batches(train_split, config.batch_size, augmenter, order_rng)
+            if setup:
+                batches = distribute.shard_batches(batches, setup, config.batch_size)
             # A resumed epoch replays its batches from the saved random state, skipping those done.
             batches = data.prefetch(itertools.islice(batches, progress.batch, None))
 
-            def on_step(loss_value, epoch=epoch):
+            def on_step(loss_value, votes=0.0, epoch=epoch):
                 progress.batch += 1
                 progress.epoch_losses.append(loss_value)
                 if not math.isfinite(loss_value):
@@ -566,32 +602,47 @@ def _fit(sess, model, config, spec, splits, ckpts, progress, history, writer, lo
                         f"{_last_good(ckpts)}; lower --learning-rate "
                         f"(now {config.learning_rate:g}) or check the data"
                     )
+                if setup:  # every worker got the same votes from this step
+                    voted[0] = voted[0] or votes > 0
+                    return voted[0]
                 return stop.requested
 
             t_epoch = time.time()
-            run_epoch(
-                sess,
-                batches,
-                model["train_op"],
-                model["loss"],
-                model["image_input"],
-                model["labels"],
-                model["keep_prob"],
-                model["learning_rate"],
-                config.keep_prob,
-                lambda i, epoch=epoch, first=progress.batch: learning_rate_at(
-                    config, epoch, (first + i) / steps_per_epoch
-                ),
-                steps_per_epoch - progress.batch,
-                desc=f"epoch {epoch}/{config.epochs}",
-                on_step=on_step,
-                extra_feed={model["is_training"]: True},
-            )
+
+            def feed():  # this worker's stop request goes into every step's vote
+                return {model["is_training"]: True, model["stop_flag"]: float(stop.requested)}
+
+            with distribute.lost_peer(setup, _last_good(ckpts) if chief else ""):
+                run_epoch(
+                    sess,
+                    batches,
+                    model["train_op"],
+                    model.get("step_loss", model["loss"]),
+                    model["image_input"],
+                    model["labels"],
+                    model["keep_prob"],
+                    model["learning_rate"],
+                    config.keep_prob,
+                    lambda i, epoch=epoch, first=progress.batch: learning_rate_at(
+                        config, epoch, (first + i) / steps_per_epoch
+                    ),
+                    steps_per_epoch - progress.batch,
+                    desc=f"epoch {epoch}/{config.epochs}",
+                    on_step=on_step,
+                    extra_feed=feed if setup else {model["is_training"]: True},
+                    extra_fetch=model.get("stop_votes"),
+                )
             step = int(sess.run(global_step))
             progress.train_seconds = seconds_before + time.time() - t_start
             if progress.batch < steps_per_epoch:  # a stop request ended the epoch early
-                ckpts.save(sess, step, progress)
+                if chief:
+                    ckpts.save(sess, step, progress)
                 raise _stopped(stop.signum, ckpts, f"at step {progress.batch} of epoch {epoch}")
+            if not chief:  # the chief validates and writes; this worker goes on to the next epoch
+                progress.epoch, progress.batch, progress.epoch_losses = epoch, 0, []
+                if voted[0]:
+                    raise _stopped(stop.signum, ckpts, f"after epoch {epoch}")
+                continue
 
             record = {
                 "epoch": epoch,
@@ -624,7 +675,7 @@ def _fit(sess, model, config, spec, splits, ckpts, progress, history, writer, lo
             ):
                 folder = os.path.join(ckpts.run_dir, names.VAL_OVERLAYS_DIR, f"epoch_{epoch:03d}")
                 write_overlays(sess, model, folder, val_split.examples, spec, config.batch_size)
-            if stop.requested:
+            if voted[0] if setup else stop.requested:
                 raise _stopped(stop.signum, ckpts, f"after epoch {epoch}")
 
 
@@ -653,7 +704,16 @@ def _last_good(ckpts):
 
 
 def _stopped(signum, ckpts, where):
-    name = signal.Signals(signum).name
+    if signum is None:  # fcn.distribute: another worker was asked to stop
+        signum, name = signal.SIGTERM, "another worker's stop request"
+    else:
+        name = signal.Signals(signum).name
+    if ckpts is None:  # a worker other than the chief, which saved the checkpoint
+        return checkpoint.Interrupted(
+            f"stopped by {name} {where}; the chief saved the checkpoint; resume every worker "
+            "with `python main.py train --resume RUN_DIR` on the chief's run folder",
+            signum,
+        )
     return checkpoint.Interrupted(
         f"stopped by {name} {where}; saved {os.path.join(ckpts.run_dir, ckpts.latest)}; "
         f"{checkpoint.resume_hint(ckpts.run_dir)}",

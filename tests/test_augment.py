@@ -256,7 +256,10 @@ def _legacy_augmenter(clahe_prob, flip_prob, seed):
         if image_clahe is not None and rng.random() < clahe_prob:
             image = image_clahe
         if rng.random() < flip_prob:
-            image, label = augment.hflip(image, label)
+            image, label = (
+                np.ascontiguousarray(image[:, ::-1]),
+                np.ascontiguousarray(label[:, ::-1]),
+            )
         return image, label
 
     return call, rng

@@ -44,7 +44,11 @@ def test_parse_devices_names_and_checks_devices():
 
 
 def _tf_config(cluster, task_type, index):
-    return {distribute.TF_CONFIG: json.dumps({"cluster": cluster, "task": {"type": task_type, "index": index}})}
+    return {
+        distribute.TF_CONFIG: json.dumps(
+            {"cluster": cluster, "task": {"type": task_type, "index": index}}
+        )
+    }
 
 
 def test_read_cluster_orders_the_chief_first():
@@ -75,7 +79,7 @@ def test_shard_batches_gives_each_worker_its_slice_of_whole_global_batches():
     batches = [(images[i : i + 4], images[i : i + 4] * 10) for i in range(0, 10, 4)]
     got = list(distribute.shard_batches(batches, Setup, 4))
     assert [list(i) for i, _ in got] == [[2, 3], [6, 7]]
-    assert [list(l) for _, l in got] == [[20, 30], [60, 70]]
+    assert [list(labels) for _, labels in got] == [[20, 30], [60, 70]]
     assert distribute.steps_per_epoch(10, 4, None) == 3  # one device: the last batch is 2
     assert distribute.steps_per_epoch(10, 4, Setup) == 2
 
@@ -128,7 +132,9 @@ def _script_equivalence(out_dir, vgg_dir):
     def save(graph, sess, run_dir):
         with graph.as_default():
             ckpts = checkpoint.Checkpoints(run_dir, 1)
-            return ckpts, ckpts.save(sess, int(sess.run(tf.train.get_global_step())), checkpoint.Progress())
+            return ckpts, ckpts.save(
+                sess, int(sess.run(tf.train.get_global_step())), checkpoint.Progress()
+            )
 
     setup = distribute.make(cfg.replace(devices="cpu:0,cpu:1"), environ={})
     one, many = build(None), build(setup)
@@ -138,11 +144,17 @@ def _script_equivalence(out_dir, vgg_dir):
         checkpoint.Checkpoints(ckpts.run_dir, 1).restore(many[1], prefix, "test")
     loss_one, after_one = step(*one)
     loss_many, after_many = step(*many)
-    saved_many = dict(tf.train.list_variables(os.path.join(out_dir, "many", save(*many[:2], os.path.join(out_dir, "many"))[1])))
+    saved_many = dict(
+        tf.train.list_variables(
+            os.path.join(out_dir, "many", save(*many[:2], os.path.join(out_dir, "many"))[1])
+        )
+    )
     # 2 replicas -> 1 device.
     fresh = build(None)
     with fresh[0].as_default():
-        checkpoint.Checkpoints(os.path.join(out_dir, "many"), 1).restore(fresh[1], "checkpoints/model-1", "test")
+        checkpoint.Checkpoints(os.path.join(out_dir, "many"), 1).restore(
+            fresh[1], "checkpoints/model-1", "test"
+        )
         restored = {v.op.name: fresh[1].run(v) for v in tf.global_variables()}
 
     def biggest(a, b, part):
@@ -156,7 +168,9 @@ def _script_equivalence(out_dir, vgg_dir):
         "same_names": sorted(after_one) == sorted(after_many) == sorted(saved_many),
         "weights": biggest(after_one, after_many, weights),
         "first_moment": biggest(after_one, after_many, first_moment),
-        "largest_first_moment": max(float(np.abs(after_one[n]).max()) for n in after_one if first_moment(n)),
+        "largest_first_moment": max(
+            float(np.abs(after_one[n]).max()) for n in after_one if first_moment(n)
+        ),
         "restored_on_one": biggest(after_many, restored, lambda n: True),
         "step": [int(after_one["global_step"]), int(after_many["global_step"])],
     }
@@ -193,11 +207,180 @@ def _run_script(*args, timeout=120, env=None):
 
 def test_two_replicas_step_as_one_device_and_checkpoints_interchange(tiny_vgg, tmp_path):
     r = _run_script("equivalence", str(tmp_path), tiny_vgg)
-    print(r)
+    # Checkpoints of 2 replicas name exactly the single-device variables (no .../replica_1).
     assert r["same_names"]
     assert r["step"] == [1, 1]
+    # The global batch's loss: the mean of the 2 replicas' means over 2 images each equals the
+    # mean over 4 (every image has 32 x 64 labelled pixels).
+    assert r["loss"][0] == pytest.approx(r["loss"][1], abs=1e-6)
+    max_diff, n_weights = r["weights"]
+    assert n_weights == 38 and max_diff <= 1e-5  # the tiny VGG16-FCN's 19 kernels and biases
+    # Adam's first moment is 0.1 x the gradient after one step: the averaged gradient equals the
+    # single-device one (summed, not divided by the replicas, it would be twice as large).
+    assert r["first_moment"][0] <= 1e-3 * r["largest_first_moment"]
+    # 2 replicas -> 1 device: every variable (weights, Adam slots, step) restores exactly.
+    assert r["restored_on_one"] == [0.0, 117]
 
 
 if __name__ == "__main__":
     sys.path.insert(0, ROOT)
     {"equivalence": _script_equivalence}[sys.argv[1]](*sys.argv[2:])
+
+
+# --- two worker processes on 127.0.0.1 ---
+
+
+def _free_ports(n):
+    socks = [socket.socket() for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def _train_args(data_dir, vgg_dir, runs_dir, epochs, resume=None):
+    if resume:
+        return ["train", "--resume", resume, "--epochs", str(epochs)]
+    return [
+        "train",
+        f"--data-dir={data_dir}",
+        f"--vgg-dir={vgg_dir}",
+        f"--runs-dir={runs_dir}",
+        f"--image-shape={SHAPE[0]}x{SHAPE[1]}",
+        f"--epochs={epochs}",
+        "--batch-size=4",
+        "--val-count=2",
+        "--precision=float32",
+        "--overlay-every=0",
+        "--no-test-overlays",
+    ]
+
+
+class _Workers:
+    """Two `main.py train` workers of one TF_CONFIG cluster; always killed on exit."""
+
+    def __init__(self, args, log_dir):
+        ports = _free_ports(2)
+        cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
+        os.makedirs(log_dir, exist_ok=True)
+        self.logs = [os.path.join(log_dir, f"worker{i}.log") for i in range(2)]
+        self.procs = []
+        for i in range(2):
+            tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}})
+            with open(self.logs[i], "w") as out:
+                self.procs.append(
+                    subprocess.Popen(
+                        [sys.executable, "main.py", *args],
+                        cwd=ROOT,
+                        stdout=out,
+                        stderr=subprocess.STDOUT,
+                        env=_env(TF_CONFIG=tf_config),
+                    )
+                )
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        for p in self.procs:
+            if p.poll() is None:
+                p.kill()
+            p.wait()
+
+    def wait(self, timeout):
+        deadline = time.time() + timeout
+        for p in self.procs:
+            p.wait(max(deadline - time.time(), 1))
+        return [p.returncode for p in self.procs]
+
+    def output(self, i):
+        with open(self.logs[i]) as f:
+            return f.read()
+
+
+def _only_run(runs_dir):
+    found = [f for f in os.listdir(runs_dir) if os.path.isdir(os.path.join(runs_dir, f))]
+    assert len(found) == 1, found  # worker 1 never makes a run folder
+    return os.path.join(runs_dir, found[0])
+
+
+def _wait_for(path_fn, timeout, workers):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if path_fn():
+            return
+        assert all(p.poll() is None for p in workers.procs), workers.output(0)[-3000:]
+        time.sleep(0.5)
+    raise AssertionError(f"timed out: {workers.output(0)[-3000:]}")
+
+
+def _state(run_dir):
+    with open(os.path.join(run_dir, "state.json")) as f:
+        return json.load(f)
+
+
+def test_two_workers_train_to_the_end(synth_data, tiny_vgg, tmp_path):
+    runs_dir = tmp_path / "runs"
+    with _Workers(_train_args(synth_data, tiny_vgg, runs_dir, 2), str(tmp_path)) as workers:
+        assert workers.wait(150) == [0, 0], workers.output(0)[-3000:] + workers.output(1)[-3000:]
+        run_dir = _only_run(runs_dir)
+        # 10 training images, global batch 4: 2 whole batches an epoch, each worker feeding 2.
+        assert _state(run_dir)["step"] == 4
+        assert "1 device(s) on each of 2 workers (this is worker 0, the chief)" in workers.output(0)
+        assert "[worker 1] finished epoch 2 of 2" in workers.output(1)
+        assert os.path.exists(os.path.join(run_dir, "summary.json"))
+
+
+def test_a_stopped_or_lost_worker_stops_the_job_and_resume_finishes(synth_data, tiny_vgg, tmp_path):
+    runs_dir = tmp_path / "runs"
+    epochs = 40  # far more than the test waits for: the workers are stopped mid-run
+    args = _train_args(synth_data, tiny_vgg, runs_dir, epochs)
+
+    def checkpointed(epoch):
+        found = os.listdir(runs_dir) if os.path.isdir(runs_dir) else []
+        found = [f for f in found if os.path.isdir(os.path.join(runs_dir, f))]
+        return (
+            found
+            and os.path.exists(os.path.join(runs_dir, found[0], "state.json"))
+            and (_state(os.path.join(runs_dir, found[0]))["epoch"] >= epoch)
+        )
+
+    # SIGTERM to worker 1: its stop request is voted with the next step, so both stop after the
+    # same step and the chief saves a checkpoint there.
+    with _Workers(args, str(tmp_path / "a")) as workers:
+        _wait_for(lambda: checkpointed(1), 120, workers)
+        workers.procs[1].send_signal(signal.SIGTERM)
+        assert workers.wait(60) == [128 + signal.SIGTERM] * 2, workers.output(0)[-3000:]
+    run_dir = _only_run(runs_dir)
+    stopped = _state(run_dir)
+    assert "another worker's stop request" in workers.output(0)
+    assert 0 < stopped["step"] and stopped["step"] == 2 * stopped["epoch"] + stopped["batch"]
+
+    # Resumed on two workers, then worker 1 is killed: a lost peer ends the chief with the
+    # last complete checkpoint intact.
+    os.makedirs(tmp_path / "b")
+    with _Workers(_train_args(None, None, None, epochs, run_dir), str(tmp_path / "b")) as workers:
+        _wait_for(lambda: _state(run_dir)["step"] > stopped["step"] + 2, 120, workers)
+        workers.procs[1].kill()
+        assert workers.wait(60)[0] == 2, workers.output(0)[-3000:]  # a UserError
+    assert "lost contact with another worker" in workers.output(0)
+    lost = _state(run_dir)
+    assert lost["step"] > stopped["step"]
+
+    # The rest on one process with two devices: --devices may change on --resume.
+    finish = lost["epoch"] + 1
+    args = _train_args(None, None, None, finish, run_dir) + ["--devices=cpu:0,cpu:1"]
+    result = subprocess.run(
+        [sys.executable, "main.py", *args],
+        cwd=ROOT,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    assert _state(run_dir)["epoch"] == finish
+    assert os.path.exists(os.path.join(run_dir, "summary.json"))

@@ -394,6 +394,10 @@ def evaluate_run(
             else ""
         )
         log(f"wrote {n_sub} submission map(s) to {where}{extra}")
+    if not restore.is_export(run_dir):
+        from fcn import report
+
+        report.refresh(run_dir, log)
     return result
 
 

@@ -11,7 +11,7 @@ def add_arguments(parser):
         "--resume",
         metavar="RUN_DIR",
         help="continue an interrupted run with its saved config, split and random state; "
-        "only --epochs (to train longer) and the folders may be given as well",
+        "only --epochs (to train longer), --devices and the folders may be given as well",
     )
 
 
@@ -34,6 +34,11 @@ def run(args):
 def print_summary(run_dir, summary):
     """One line: the run's final and best validation score (the positive class's IoU for
     binary datasets, mean IoU for multi-class ones: summary.json names it)."""
+    if run_dir is None:  # a worker other than the chief (fcn.distribute): the chief reports
+        print(
+            f"worker {summary['worker']} done in {summary['train_seconds']:.0f}s", file=sys.stderr
+        )
+        return
     metric = summary.get("best_metric", "val_iou")
     what = f"{summary['positive_class']} IoU" if metric == "val_iou" else metric.replace("_", " ")
     print(

@@ -60,9 +60,11 @@ def render(rng, height, width):
         inside = np.zeros((height, width), np.uint8)
         C.fill([inside], [blob], [1])
         tex = _texture(rng, height, width)
-        shade = 1 + 0.35 * (((xx - c[0]) * -ld[0] + (yy - c[1]) * -ld[1]) / r)
+        # Shading towards the light and a darkened rim (a solid body's silhouette): local cues
+        # that the flat clutter never has, as cells' membranes in microscopy.
+        shade = 1 + 0.45 * (((xx - c[0]) * -ld[0] + (yy - c[1]) * -ld[1]) / r)
         rim = cv2.GaussianBlur(inside.astype(np.float32), (0, 0), max(r * 0.08, 0.7))
-        tex *= (np.clip(shade, 0.55, 1.4) * (0.7 + 0.3 * rim))[..., None]
+        tex *= (np.clip(shade, 0.5, 1.5) * (0.45 + 0.55 * rim))[..., None]
         sel = inside.astype(bool)
         img[sel] = tex[sel]
         mask |= inside
