@@ -184,12 +184,13 @@ def predict_arrays(sess, tensors, images, batch_size, threshold=None):
     """RGB uint8 images of any sizes -> [(probs_full (H, W, C), mask (H, W))] in order.
 
     tensors: a dict (or object) with `images`, `probs_full`, `mask` and `threshold` tensors —
-    a training graph, a restored run or a loaded export."""
-    get = tensors.get if isinstance(tensors, dict) else lambda k: getattr(tensors, k)
+    a training graph, a restored run or a loaded export. A multi-class export has no threshold
+    (its argmax never reads one), so `threshold` is then left out."""
+    get = tensors.get if isinstance(tensors, dict) else lambda k: getattr(tensors, k, None)
     out = []
     for _, batch in size_batches(images, batch_size):
         feed = {get("images"): batch}
-        if threshold is not None:
+        if threshold is not None and get("threshold") is not None:
             feed[get("threshold")] = threshold
         full, mask = sess.run([get("probs_full"), get("mask")], feed)
         out.extend(zip(full, mask, strict=True))

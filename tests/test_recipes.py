@@ -74,8 +74,9 @@ def test_recipe_runs_end_to_end_and_its_run_evaluates_infers_and_exports(
     # A one-epoch run on six images is far below the target: exit 1, and the figure printed.
     assert f"demo {name}: {recipe.score_label}" in out
     assert code in (0, 1) and ("DID NOT reach" in out) == (code == 1)
-    (run,) = os.listdir(runs_dir)
+    (run,) = [d for d in os.listdir(runs_dir) if os.path.isdir(os.path.join(runs_dir, d))]
     run_dir = os.path.join(runs_dir, run)
+    assert os.path.isfile(os.path.join(runs_dir, "index.html"))  # the page of all runs
     summary = json.load(open(os.path.join(run_dir, "summary.json")))
     assert summary["dataset"] == (dataset or SYSTEMS[name][3])
     spec = json.load(open(os.path.join(run_dir, "dataset.json")))

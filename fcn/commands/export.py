@@ -224,11 +224,12 @@ def _metadata(run_dir, checkpoint, config, spec, onnx_diff):
         "inputs": {INPUT_NAME: "uint8 (N, H, W, 3) RGB, any H, W"},
         "outputs": described,
         # Graph tensors of the prediction path, for `infer --run EXPORT` (fcn.prediction).
+        # A multi-class mask is the argmax: freezing prunes the unused threshold input.
         "tensors": {
             "images": tensor_name(names.IMAGES),
             "probs_full": tensor_name(names.PROBS_FULL),
             "mask": tensor_name(names.MASK),
-            "threshold": tensor_name(names.THRESHOLD),
+            **({"threshold": tensor_name(names.THRESHOLD)} if spec.task == "binary" else {}),
         },
         "frozen_graph": FROZEN_GRAPH_FILE,
         "onnx": None
