@@ -162,6 +162,16 @@ def test_upsample_conv_decoder_convolves_after_resizing():
     assert l2 == {n for n in shapes if n.endswith("kernel")} and len(l2) == 5
 
 
+def test_decoder_width_scales_the_up_stack_filters():
+    shapes, _ = _decoder_variables("upsample_conv", decoder_width=0.25)
+    # 512, 256, 128, 64 x 0.25 = 128, 64, 32, 16; each block's input is the previous + its skip
+    assert shapes["up16/conv/kernel"] == [3, 3, 11, 128]
+    assert shapes["up8/conv/kernel"] == [3, 3, 128 + 9, 64]
+    assert shapes["up4/conv/kernel"] == [3, 3, 64 + 7, 32]
+    assert shapes["up2/conv/kernel"] == [3, 3, 32 + 6, 16]
+    assert shapes["last/kernel"] == [3, 3, 16 + 5, NUM_CLASSES]
+
+
 def _feature_values(rng, batch=2):
     return {
         s: rng.normal(size=(batch, n, n, CHANNELS[s])).astype(np.float32)

@@ -600,11 +600,17 @@ def _markdown_table(lines):
     return "\n".join(out)
 
 
+def _per_category(result):
+    """' (um 10, umm 8)' for datasets with categories (KITTI's prefixes), else ''."""
+    cats = {c: n for c, n in result["images_per_category"].items() if c}
+    return f" ({', '.join(f'{c} {n}' for c, n in cats.items())})" if cats else ""
+
+
 def format_table(result):
     """The console report: KITTI scores in % (as the devkit prints them), then per class."""
-    per_cat = ", ".join(f"{c} {n}" for c, n in result["images_per_category"].items())
     lines = [
-        f"{result['num_images']} image(s) ({per_cat}), threshold {result['threshold']:.2f}",
+        f"{result['num_images']} image(s){_per_category(result)}, threshold "
+        f"{result['threshold']:.2f}",
         "",
     ]
     if "kitti" in result:
@@ -625,7 +631,6 @@ def summary_markdown(result, rows, worst_names, spec=None, plots=()):
     ([(filename, name)] in rank order) and the plots (file names in plots/)."""
     spec = spec or data.KITTI_ROAD
     headline, label_text = analysis.headline(spec), analysis.headline_label(spec)
-    per_cat = ", ".join(f"{c} {n}" for c, n in result["images_per_category"].items())
     decided = (
         "argmax of the class probabilities"
         if spec.task == "multiclass"
@@ -636,7 +641,7 @@ def summary_markdown(result, rows, worst_names, spec=None, plots=()):
         "",
         f"- checkpoint: `{result['checkpoint']}`",
         f"- data: `{result['data_dir']}`, split `{result['split']}`: "
-        f"{result['num_images']} image(s) ({per_cat})",
+        f"{result['num_images']} image(s){_per_category(result)}",
         f"- decision for masks and per-class metrics: {decided}"
         + (" after DenseCRF refinement" if result.get("crf") else ""),
         "",

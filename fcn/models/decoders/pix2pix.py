@@ -1,8 +1,9 @@
 """The decoder of the TensorFlow image segmentation tutorial (pix2pix.upsample blocks), and a
 variant without transposed convolutions.
 
-`pix2pix`: from stride 32 down to 2, an upsample block of 512, 256, 128, 64 filters (3x3
-transposed conv at stride 2 without bias, batch norm, dropout, ReLU), fitted to its skip and
+`pix2pix`: from stride 32 down to 2, an upsample block of 512, 256, 128, 64 filters (times
+config.decoder_width) (3x3 transposed conv at stride 2 without bias, batch norm, dropout, ReLU),
+fitted to its skip and
 concatenated with it; then the tutorial's `last` layer, a 3x3 stride-2 transposed conv (with
 bias) straight to the class logits, fitted to the input size.
 
@@ -48,6 +49,7 @@ def _decode(features, num_classes, output_hw, config, is_training, up, up_name):
     variables under `name`: up_name in the blocks, "last" for the logits."""
     x = features[32]  # (N, H/32, W/32, C32)
     for s, filters in UP_STACK:
+        filters = max(1, round(filters * config.decoder_width))  # --decoder-width
         skip = features[s]  # (N, H/s, W/s, Cs)
         with tf.variable_scope(f"up{s}"):
             x = up(x, layers.hw(skip), filters, up_name, use_bias=False)
