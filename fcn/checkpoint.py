@@ -38,7 +38,15 @@ _TF_INDEX = "checkpoint"  # the file tf.train.latest_checkpoint reads
 # Flags that may differ from the saved config on --resume: raising --epochs trains longer,
 # folders may move (the split's image names and the checkpoint's shapes are checked instead), and
 # --devices may change: checkpoints of N devices restore on any number (fcn.distribute).
-RESUMABLE_CHANGES = ("epochs", "data_dir", "vgg_dir", "weights", "runs_dir", "devices")
+RESUMABLE_CHANGES = (
+    "epochs",
+    "data_dir",
+    "vgg_dir",
+    "weights",
+    "runs_dir",
+    "devices",
+    "peer_timeout",
+)
 
 
 def resume_hint(run_dir):

@@ -182,6 +182,12 @@ class Config:
     devices: str = _field(
         "", "devices to train on: gpu:0,gpu:1, all, or cpu:0,cpu:1 ('' = the default device)"
     )
+    # Several machines: a killed peer leaves the others blocked in an all-reduce; any session
+    # call waiting longer than this fails, and the job stops with its last checkpoint. 300 s is
+    # far above one step of any model here (seconds on 2 CPU cores).
+    peer_timeout: float = _field(
+        300.0, "several machines: seconds a step may wait for the other workers"
+    )
     test_overlays: bool = _field(True, "write an overlay of every test image at the end")
 
     def __post_init__(self):
@@ -232,6 +238,7 @@ class Config:
             (self.overlay_every >= 0, f"--overlay-every must be >= 0, got {self.overlay_every}"),
             (self.keep_checkpoints >= 1, "--keep-checkpoints must be >= 1"),
             (self.max_train_images >= 0, "--max-train-images must be >= 0"),
+            (self.peer_timeout > 0, f"--peer-timeout must be > 0, got {self.peer_timeout}"),
         ]
         for name, choices in (
             ("encoder", ENCODERS),

@@ -147,6 +147,7 @@ class Setup:
     devices: tuple = ()  # this worker's devices (parse_devices), () for the strategy's default
     cluster: Cluster = None  # None on one machine
     server: object = None  # this worker's tf.distribute.Server, once `session` started it
+    peer_timeout: float = 300.0  # config.peer_timeout: seconds a session call may block
 
     @property
     def num_replicas(self):
@@ -198,6 +199,7 @@ def make(config, environ=None):
             )
         strategy = tf.distribute.experimental.MultiWorkerMirroredStrategy()
     setup = Setup(strategy, devices if cluster is None else (), cluster)
+    setup.peer_timeout = config.peer_timeout
     if config.batch_size % setup.num_replicas:
         raise UserError(
             f"--batch-size {config.batch_size} does not divide among {setup.num_replicas} "
@@ -220,6 +222,9 @@ def session(setup, session_config, graph=None):
         session_config.device_count["CPU"] = max(cpus) + 1
     if setup.cluster is None:
         return tf.Session(graph=graph, config=session_config)
+    # A collective all-reduce has no timeout of its own: a killed peer would block the others
+    # for ever. This deadline turns that into a DeadlineExceededError (`lost_peer`).
+    session_config.operation_timeout_in_ms = int(setup.peer_timeout * 1000)
     if setup.server is None:
         setup.server = tf.distribute.Server(
             tf.train.ClusterSpec(setup.cluster.spec),

@@ -243,7 +243,7 @@ def _free_ports(n):
 
 def _train_args(data_dir, vgg_dir, runs_dir, epochs, resume=None):
     if resume:
-        return ["train", "--resume", resume, "--epochs", str(epochs)]
+        return ["train", "--resume", resume, "--epochs", str(epochs), "--peer-timeout", "20"]
     return [
         "train",
         f"--data-dir={data_dir}",
@@ -256,6 +256,7 @@ def _train_args(data_dir, vgg_dir, runs_dir, epochs, resume=None):
         "--precision=float32",
         "--overlay-every=0",
         "--no-test-overlays",
+        "--peer-timeout=20",  # a lost peer ends the others' blocked steps after 20 s
     ]
 
 
@@ -365,7 +366,7 @@ def test_a_stopped_or_lost_worker_stops_the_job_and_resume_finishes(synth_data, 
     with _Workers(_train_args(None, None, None, epochs, run_dir), str(tmp_path / "b")) as workers:
         _wait_for(lambda: _state(run_dir)["step"] > stopped["step"] + 2, 120, workers)
         workers.procs[1].kill()
-        assert workers.wait(60)[0] == 2, workers.output(0)[-3000:]  # a UserError
+        assert workers.wait(90)[0] == 2, workers.output(0)[-3000:]  # a UserError
     assert "lost contact with another worker" in workers.output(0)
     lost = _state(run_dir)
     assert lost["step"] > stopped["step"]

@@ -19,7 +19,8 @@ def _train(synth_data, runs_dir, encoder, decoder):
     argv += ["--image-shape", "64x160", "--epochs", "1", "--batch-size", "4", "--val-count", "2"]
     argv += ["--precision", "float32", "--no-test-overlays", "--unet-filters", "4"]
     assert cli.main(argv) == 0
-    (run,) = os.listdir(runs_dir)
+    # One run folder (runs_dir also holds index.html, the page of all runs).
+    (run,) = [d for d in os.listdir(runs_dir) if os.path.isdir(os.path.join(runs_dir, d))]
     return os.path.join(runs_dir, run)
 
 

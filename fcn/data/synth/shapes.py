@@ -100,9 +100,7 @@ def _distractor(rng, height, width):
     """(polygons to stroke, thickness px): a ring, an arc or a zig-zag stroke."""
     side = min(height, width)
     c = rng.uniform((0, 0), (width, height))
-    # At least ~2.5% of the side, so that a stroke across a blob stays a few pixels wide at the
-    # network's input size (96 px) instead of aliasing away.
-    thick = max(1, round(rng.uniform(0.025, 0.06) * side))
+    thick = max(1, round(rng.uniform(0.012, 0.04) * side))
     kind = rng.random()
     if kind < 0.35:
         r = rng.uniform(0.08, 0.3) * side
