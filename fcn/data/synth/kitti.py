@@ -25,6 +25,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from fcn.data.synth._common import check_int
 from fcn.errors import UserError
 
 CATEGORIES = ("um", "umm", "uu")
@@ -125,9 +126,9 @@ def generate_dataset(
     through sizes. Files are written into a hidden sibling folder that is renamed into place at
     the end, so an interrupted run leaves no half-written data_road behind.
     """
-    count = _check_int("count", count, 1)
-    test_count = _check_int("test_count", test_count, 0)
-    seed = _check_int("seed", seed, 0)
+    count = check_int("count", count, 1)
+    test_count = check_int("test_count", test_count, 0)
+    seed = check_int("seed", seed, 0)
     sizes = _check_sizes(sizes)
     out = Path(out_dir)
     root = out / "data_road"
@@ -161,16 +162,6 @@ def render_scene(rng, height, width) -> tuple[np.ndarray, np.ndarray]:
     category = CATEGORIES[int(rng.integers(len(CATEGORIES)))]
     image, label, _ = _render(rng, int(height), int(width), category)
     return image, label
-
-
-def _check_int(name, value, minimum):
-    try:
-        number = operator.index(value)
-    except TypeError:
-        raise UserError(f"{name} must be a whole number, got {value!r}") from None
-    if number < minimum:
-        raise UserError(f"{name} must be at least {minimum}, got {number}")
-    return number
 
 
 def _check_sizes(sizes):
