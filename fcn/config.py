@@ -72,6 +72,12 @@ class Config:
     # --- the reference system's training recipe (Udacity FCN-8 on KITTI road) ---
     # 160x576 keeps KITTI's ~1:3.3 aspect ratio at a size whose sides are multiples of 32.
     image_shape: tuple = _field((160, 576), "network input size HxW, e.g. 160x576")
+    # Training on windows of the network-size images (the convolutions do not care about the
+    # size) keeps objects at image_shape's scale for a fraction of the cost per step: aerial
+    # tiles are trained this way, and validated and predicted whole.
+    crop: tuple = _field(
+        (), "train on random HxW windows of the image_shape images (validation, prediction: whole)"
+    )
     epochs: int = _field(40, "passes over the training split (reference: 40)")
     batch_size: int = _field(8, "images per step (reference: 8)")
     learning_rate: float = _field(1e-4, "Adam learning rate (reference: 1e-4)")
@@ -192,6 +198,7 @@ class Config:
 
     def __post_init__(self):
         h, w = self.image_shape
+        crop_h, crop_w = self.crop or (h, w)
         checks = [
             (self.epochs >= 0, f"--epochs must be >= 0, got {self.epochs}"),
             (self.batch_size >= 1, f"--batch-size must be >= 1, got {self.batch_size}"),
@@ -199,6 +206,11 @@ class Config:
                 h >= MIN_SIDE and w >= MIN_SIDE,
                 f"--image-shape {h}x{w} is too small: the encoder has stride 32, use at least "
                 f"{MIN_SIDE}x{MIN_SIDE} (multiples of 32 such as 160x576 are best)",
+            ),
+            (
+                MIN_SIDE <= crop_h <= h and MIN_SIDE <= crop_w <= w,
+                f"--crop {crop_h}x{crop_w} must fit in --image-shape {h}x{w} and be at least "
+                f"{MIN_SIDE}x{MIN_SIDE}",
             ),
             (self.learning_rate > 0, f"--learning-rate must be > 0, got {self.learning_rate}"),
             (0 < self.keep_prob <= 1, f"--keep-prob must be in (0, 1], got {self.keep_prob}"),
@@ -270,8 +282,9 @@ class Config:
                 f"config has unknown keys {unknown}; was it written by a newer version?"
             )
         values = dict(values)
-        if "image_shape" in values:
-            values["image_shape"] = tuple(values["image_shape"])
+        for name in ("image_shape", "crop"):
+            if name in values:
+                values[name] = tuple(values[name])
         return cls(**values)
 
     def replace(self, **changes):
@@ -314,7 +327,7 @@ def add_arguments(parser, cls=Config, defaults=None, only=None, recipe_defaults=
                 flag, action=argparse.BooleanOptionalAction, default=default, help=help_text
             )
             continue
-        shown = "x".join(map(str, default)) if kind is tuple else default
+        shown = ("x".join(map(str, default)) or "off") if kind is tuple else default
         if recipe_defaults:
             shown = "the recipe's"
         kwargs = dict(default=default, help=f"{help_text} (default: {shown})")

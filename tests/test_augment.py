@@ -308,3 +308,43 @@ def test_state_round_trip_resumes_the_sequence():
     resumed = augment.Augmenter(0.5, 0.5, 0, **EVERY_TRANSFORM)
     resumed.set_state(saved)
     assert _sequence(resumed) == first
+
+
+def test_crop_takes_the_same_window_of_image_label_and_clahe_image():
+    image, label = _regions(24, 32)
+    eq = 255 - image
+    aug = augment.Augmenter(1.0, 0.0, seed=5, crop=(16, 20))
+    rng = np.random.default_rng(5)  # the crop draws first: its corner is the first two draws
+    top, left = int(rng.integers(24 - 16 + 1)), int(rng.integers(32 - 20 + 1))
+    got_image, got_label = aug(image, label, eq)  # clahe_prob 1: the CLAHE image, cropped
+    np.testing.assert_array_equal(got_label, label[top : top + 16, left : left + 20])
+    np.testing.assert_array_equal(got_image, eq[top : top + 16, left : left + 20])
+    assert got_image.flags.c_contiguous and got_label.flags.c_contiguous
+
+
+def test_crop_corners_cover_every_fit_and_a_whole_size_crop_is_the_image():
+    image, label = _regions(24, 32)
+    aug = augment.Augmenter(0.0, 0.0, seed=0, crop=(20, 30))
+    corners = set()
+    for _ in range(300):
+        _, got = aug(image, label)
+        assert got.shape == (20, 30)
+        hits = [
+            (top, left)
+            for top in range(5)
+            for left in range(3)
+            if np.array_equal(got, label[top : top + 20, left : left + 30])
+        ]
+        corners.add(hits[0])
+    assert corners == {(t, c) for t in range(5) for c in range(3)}  # all 15 windows drawn
+    whole = augment.Augmenter(0.0, 0.0, seed=0, crop=(24, 32))
+    np.testing.assert_array_equal(whole(image, label)[1], label)
+
+
+def test_crop_must_fit_the_network_size():
+    assert Config(image_shape=(64, 96), crop=(32, 96)).crop == (32, 96)
+    with pytest.raises(Exception, match="--crop 64x128 must fit in --image-shape 64x96"):
+        Config(image_shape=(64, 96), crop=(64, 128))
+    with pytest.raises(Exception, match="at least 32x32"):
+        Config(image_shape=(64, 96), crop=(16, 32))
+    assert Config.from_dict({"crop": [32, 64], "image_shape": [64, 96]}).crop == (32, 64)

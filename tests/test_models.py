@@ -79,13 +79,15 @@ def test_unet_encoder_maps_have_the_contract_strides_and_channels_on_an_odd_size
             out = sess.run(features, {images: np.zeros((1, 33, 47, 3), np.float32)})
     # ceil(33 / s) x ceil(47 / s); channels 4 * (1, 2, 4, 8) after each pool, 4 * 16 in the bridge
     assert {s: v.shape for s, v in out.items()} == {
+        1: (1, 33, 47, 4),  # the first stage before its pool: the full-resolution skip
         2: (1, 17, 24, 4),
         4: (1, 9, 12, 8),
         8: (1, 5, 6, 16),
         16: (1, 3, 3, 32),
         32: (1, 2, 2, 64),
     }
-    assert {s: int(v.shape[-1]) for s, v in features.items()} == {2: 4, 4: 8, 8: 16, 16: 32, 32: 64}
+    channels = {s: int(v.shape[-1]) for s, v in features.items()}
+    assert channels == {1: 4, 2: 4, 4: 8, 8: 16, 16: 32, 32: 64}
     assert shapes["encoder/stage1/conv1/kernel"] == [3, 3, 3, 4]
     assert shapes["encoder/stage1/bn1/gamma"] == [4]
     assert shapes["encoder/stage4/conv2/kernel"] == [3, 3, 32, 32]
@@ -100,17 +102,19 @@ def test_unet_encoder_has_no_weights_to_read(tmp_path):
         encoders.get("unet").read_weights(str(tmp_path))
 
 
-def _feature_placeholders():
+def _feature_placeholders(full_resolution=0):
+    """Placeholders for the maps at strides 2..32, and at stride 1 with that many channels."""
+    channels = {**({1: full_resolution} if full_resolution else {}), **CHANNELS}
     return {
         s: tf.placeholder(tf.float32, [None, None, None, c], name=f"features{s}")
-        for s, c in CHANNELS.items()
+        for s, c in channels.items()
     }
 
 
-def _decoder_variables(name, **config_changes):
+def _decoder_variables(name, full_resolution=0, **config_changes):
     cfg = config.Config(**config_changes)
     with tf.Graph().as_default():
-        features = _feature_placeholders()
+        features = _feature_placeholders(full_resolution)
         is_training = tf.placeholder_with_default(False, [])
         decoders.get(name)(features, NUM_CLASSES, [SIDE, SIDE], cfg, is_training)
         shapes = {v.op.name: v.shape.as_list() for v in tf.global_variables()}
@@ -135,6 +139,43 @@ def test_unet_decoder_stages_are_as_wide_as_their_skips():
     assert "up16/conv1/bias" not in shapes  # batch norm's beta is the offset
     # 4 stages x (transpose + 2 convs) + up1 + logits
     assert l2 == {n for n in shapes if n.endswith("kernel")} and len(l2) == 14
+
+
+def test_unet_decoder_takes_a_full_resolution_map_as_its_last_skip():
+    shapes, l2 = _decoder_variables("unet", full_resolution=4)
+    # the last step is a stage like the others: up to 4 channels, concat to 8, two convs to 4
+    assert shapes["up1/transpose/kernel"] == [2, 2, 4, 5]
+    assert shapes["up1/conv1/kernel"] == [3, 3, 8, 4]
+    assert shapes["up1/conv2/kernel"] == [3, 3, 4, 4]
+    assert shapes["up1/bn2/gamma"] == [4]
+    assert "up1/bn/gamma" not in shapes
+    assert shapes["logits/kernel"] == [1, 1, 4, NUM_CLASSES]
+    assert len(l2) == 5 * 3 + 1  # 5 stages x (transpose + 2 convs) + logits
+    # Other decoders ignore the extra map.
+    assert _decoder_variables("pix2pix", full_resolution=4)[0] == _decoder_variables("pix2pix")[0]
+
+
+def test_unet_decoder_full_resolution_skip_reaches_the_logits():
+    """A pixel's logits change when only that pixel of the stride-1 map changes: the skip
+    carries full-resolution detail (without it a 2x2 block shares one stride-2 input)."""
+    cfg = config.Config()
+    rng = np.random.default_rng(0)
+    with tf.Graph().as_default():
+        tf.set_random_seed(0)
+        features = _feature_placeholders(full_resolution=4)
+        logits = decoders.get("unet")(features, NUM_CLASSES, [SIDE, SIDE], cfg, False)
+        feed = {features[s]: v for s, v in _feature_values(rng, batch=1).items()}
+        full = rng.normal(size=(1, SIDE, SIDE, 4)).astype(np.float32)
+        with _session() as sess:
+            sess.run(tf.global_variables_initializer())
+            before = sess.run(logits, {**feed, features[1]: full})
+            full[0, 10, 10] += 5.0
+            after = sess.run(logits, {**feed, features[1]: full})
+    assert before.shape == (1, SIDE, SIDE, NUM_CLASSES)
+    changed = np.abs(after - before).max(axis=-1)[0] > 1e-6
+    # two 3x3 convs: the change spreads at most 2 pixels, and reaches the pixel itself
+    assert changed[10, 10] and changed.sum() <= 25
+    assert not changed[:7].any() and not changed[14:].any()
 
 
 def test_pix2pix_decoder_has_the_tutorial_widths():

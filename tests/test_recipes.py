@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from fcn import cli, config, recipes
+from fcn import cli, config, data, recipes
 
 # The issue's table: the model and loss of each system.
 SYSTEMS = {
@@ -33,17 +33,24 @@ def test_unknown_recipe_lists_the_valid_ones():
 
 
 def test_score_is_the_mean_iou_of_the_recipe_classes_or_the_selection_score():
-    summary = {
-        "final_score": 0.5,
-        "final_val_classes": {
-            "background": {"iou": 0.9},
-            "person": {"iou": 0.6},
-            "car": {"iou": 0.7},
-        },
+    from fcn.data import datasets
+
+    result = {
+        "mean_iou": 0.4,
+        "mean_iou_present": 0.5,
+        "headline": "mean_iou_present",
+        "classes": {"background": {"iou": 0.9}, "person": {"iou": 0.6}, "car": {"iou": 0.7}},
     }
-    assert recipes.score(recipes.COCO, summary) == pytest.approx(0.65)  # (0.6 + 0.7) / 2
-    assert recipes.score(recipes.KITTI_ROAD, summary) == 0.5
-    assert recipes.score(recipes.COCO, {"final_val_classes": {"person": {"iou": 0.6}}}) is None
+    coco = datasets.get_spec("cityscapes")  # any multi-class spec
+    assert recipes.score(recipes.COCO, result, coco) == pytest.approx(0.65)  # (0.6 + 0.7) / 2
+    # Multi-class without named classes: the headline mean (here over the classes present).
+    assert recipes.score(recipes.STREETS, result, coco) == 0.5
+    partial = {"classes": {"person": {"iou": 0.6}}}
+    assert recipes.score(recipes.COCO, partial, coco) is None
+    # Binary: the positive class's IoU.
+    kitti = datasets.get_spec("kitti_road")
+    road = {"classes": {"not_road": {"iou": 0.97}, "road": {"iou": 0.91}}, "mean_iou": 0.94}
+    assert recipes.score(recipes.KITTI_ROAD, road, kitti) == 0.91
 
 
 # Tiny runs: small networks (the 1/16 VGG16, 4-filter U-Net), 64x64 inputs, one epoch.
@@ -79,10 +86,21 @@ def test_recipe_runs_end_to_end_and_its_run_evaluates_infers_and_exports(
     assert os.path.isfile(os.path.join(runs_dir, "index.html"))  # the page of all runs
     summary = json.load(open(os.path.join(run_dir, "summary.json")))
     assert summary["dataset"] == (dataset or SYSTEMS[name][3])
+    # A recipe's training crop shrinks to a smaller --image-shape given on the command line.
+    saved = config.Config.from_dict(json.load(open(os.path.join(run_dir, "config.json"))))
+    assert saved.image_shape == (64, 64) and saved.crop in ((), (64, 64))
+    assert bool(saved.crop) == bool(recipe.config.get("crop"))
     spec = json.load(open(os.path.join(run_dir, "dataset.json")))
     stats = json.load(open(os.path.join(run_dir, "class_stats.json")))
     assert stats["class_names"] == spec["class_names"] and sum(stats["pixels"]) > 0
     assert os.path.isfile(os.path.join(run_dir, "index.html"))
+    # The figure is evaluate's, on the validation split at the images' original size.
+    result = json.load(open(os.path.join(run_dir, "eval", "metrics.json")))
+    assert result["split"] == "val" and result["checkpoint"].startswith(
+        os.path.join(run_dir, "checkpoints")
+    )
+    figure = recipes.score(recipe, result, data.DatasetSpec.from_dict(spec))
+    assert f"demo {name}: {recipe.score_label} {figure:.4f} " in out
 
     assert cli.main(["evaluate", "--run", run_dir]) == 0
     assert os.path.isfile(os.path.join(run_dir, "eval", "metrics.json"))
@@ -100,8 +118,6 @@ def test_recipe_runs_end_to_end_and_its_run_evaluates_infers_and_exports(
 
 def _val_images(run_dir):
     """Paths of the run's validation images (from its validation overlays' names)."""
-    from fcn import data
-
     cfg = config.Config.from_dict(json.load(open(os.path.join(run_dir, "config.json"))))
     spec = data.DatasetSpec.from_dict(json.load(open(os.path.join(run_dir, "dataset.json"))))
     train_ex, val_ex = data.list_splits(cfg.data_dir, spec)

@@ -70,6 +70,47 @@ def test_run_folder_is_complete(tiny_run):
     assert any("road IoU" in line for line in logs)
 
 
+def test_crop_trains_on_windows_and_validates_whole_images(
+    synth_data, tiny_vgg, tmp_path, monkeypatch
+):
+    seen = []
+    real = train.data.epoch_batches
+
+    def spy(*args, **kwargs):
+        for images, labels in real(*args, **kwargs):
+            seen.append((images.shape[1:3], labels.shape[1:3]))
+            yield images, labels
+
+    validated = []
+    real_validate = train.validate
+
+    def spy_validate(*args, **kwargs):
+        scores, masks = real_validate(*args, **kwargs)
+        validated.append(masks.shape)
+        return scores, masks
+
+    monkeypatch.setattr(train.data, "epoch_batches", spy)
+    monkeypatch.setattr(train, "validate", spy_validate)
+    cfg = config.Config(
+        data_dir=synth_data,
+        vgg_dir=tiny_vgg,
+        runs_dir=str(tmp_path),
+        image_shape=(64, 192),
+        crop=(32, 96),
+        epochs=1,
+        batch_size=4,
+        val_count=2,
+        precision="float32",
+        test_overlays=False,
+    )
+    run_dir, summary = train.train(cfg, log=lambda *a: None)
+    assert seen and set(seen) == {((32, 96), (32, 96))}
+    assert validated == [(2, 64, 192)]  # the two validation images whole
+    assert 0.0 <= summary["final_val_iou"] <= 1.0
+    saved = config.Config.from_dict(json.load(open(os.path.join(run_dir, "config.json"))))
+    assert saved.crop == (32, 96)
+
+
 def test_overlay_paints_green_only_where_road():
     from fcn import overlays
 

@@ -47,7 +47,11 @@ def run(args):
     dataset = given.get("dataset", recipe.config.get("dataset"))
     subdir = recipe.data_subdir.format(dataset=dataset)
     data_dir = os.path.join(synth_dir, subdir) if subdir else synth_dir
-    config = cfg.Config(**{**recipe.config, "data_dir": data_dir, **given})
+    values = {**recipe.config, "data_dir": data_dir, **given}
+    if values.get("crop") and "image_shape" in given and "crop" not in given:
+        # A smaller --image-shape than the recipe's crop trains on whole images of that size.
+        values["crop"] = tuple(map(min, values["crop"], values["image_shape"]))
+    config = cfg.Config(**values)
     count = args.count or recipe.count
     t0 = time.time()
     if not _has_data(config, recipe):
@@ -63,7 +67,9 @@ def run(args):
         vgg.save_vgg16(config.vgg_dir, seed=config.seed)
     run_dir, summary = train.train(config)
     train_command.print_summary(run_dir, summary)
-    figure = recipes.score(recipe, summary)
+    if run_dir is None:  # a worker other than the chief (fcn.distribute): the chief scores
+        return 0
+    figure = _score(recipe, run_dir, summary)
     ok = figure is not None and math.isfinite(figure) and figure >= recipe.target
     shown = "n/a" if figure is None else f"{figure:.4f}"
     print(
@@ -72,6 +78,21 @@ def run(args):
         f"{time.time() - t0:.0f}s; run page {os.path.join(run_dir, 'index.html')}"
     )
     return 0 if ok else 1
+
+
+def _score(recipe, run_dir, summary):
+    """The recipe's figure, scored as benchmarks score: the final weights on the validation
+    split at each image's original size (`evaluate`: probabilities resized back, then decided),
+    not on the network-size copies that training validates on. None without a validation split.
+    """
+    from fcn import data, names, runs
+    from fcn.commands import evaluate
+
+    if not summary.get("val_images"):
+        return None
+    result = evaluate.evaluate_run(run_dir, split="val", checkpoint="latest")
+    spec = data.DatasetSpec.from_dict(runs.read_json(os.path.join(run_dir, names.DATASET_FILE)))
+    return recipes.score(recipe, result, spec)
 
 
 def _has_data(config, recipe):

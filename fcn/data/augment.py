@@ -18,6 +18,7 @@ from fcn.data.descriptors import IGNORE_LABEL
 
 # The Config fields Augmenter.from_config reads, besides `seed`, in the order the transforms run.
 CONFIG_FIELDS = (
+    "crop",
     "clahe_prob",
     "flip_prob",
     "vflip_prob",
@@ -167,13 +168,25 @@ def gaussian_noise(image, label, rng, max_std):
     return cv2.add(image, noise, dtype=cv2.CV_8U), label
 
 
+def random_crop(rng, size, image, label, *more):
+    """The same random (h, w) window of image (H, W, 3), label (H, W) and any more arrays of
+    that size (None passes through); the window's top-left corner is uniform over all fits."""
+    h, w = size
+    top = int(rng.integers(image.shape[0] - h + 1))
+    left = int(rng.integers(image.shape[1] - w + 1))
+    window = (slice(top, top + h), slice(left, left + w))
+    return tuple(
+        None if a is None else np.ascontiguousarray(a[window]) for a in (image, label, *more)
+    )
+
+
 class Augmenter:
     """Seeded per-sample augmentation on cached arrays.
 
     CLAHE is expensive (~ms per image), so the cache keeps each training image both plain and
     equalised and this picks one; a flip is a cheap copy. The same seed gives the same sequence.
 
-    Order: CLAHE, horizontal flip, vertical flip, rotation then shift/scale (one warp),
+    Order: the crop (when config.crop asks for one), CLAHE, horizontal flip, vertical flip, rotation then shift/scale (one warp),
     brightness/contrast, blur, noise (photometric after geometric, so the mirrored border is
     recoloured too; noise last, so blur never smooths it). CLAHE (when a CLAHE image is given)
     and the horizontal flip always draw their decision, as they always have; every other
@@ -201,6 +214,7 @@ class Augmenter:
         blur_sigma=1.5,
         noise_prob=0.0,
         noise_std=8.0,
+        crop=(),
     ):
         self.clahe_prob = clahe_prob
         self.flip_prob = flip_prob
@@ -217,6 +231,7 @@ class Augmenter:
         self.blur_sigma = blur_sigma
         self.noise_prob = noise_prob
         self.noise_std = noise_std
+        self.crop = tuple(crop)
         self.rng = np.random.default_rng(seed)
 
     @classmethod
@@ -227,6 +242,8 @@ class Augmenter:
 
     def __call__(self, image, label, image_clahe=None):
         rng = self.rng
+        if self.crop:  # first: every later transform then works on the smaller window
+            image, label, image_clahe = random_crop(rng, self.crop, image, label, image_clahe)
         if image_clahe is not None and rng.random() < self.clahe_prob:
             image = image_clahe
         if rng.random() < self.flip_prob:

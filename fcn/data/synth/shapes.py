@@ -19,6 +19,11 @@ from fcn.data.synth import _common as C
 from fcn.data.synth import _folder
 
 KIND_CODE = 5
+# Strength of the solid-body cues: brightness change across a blob towards the light, the
+# darkening at its rim (a share of the brightness) and the rim's width (a share of the radius).
+# At 0.45 / 0.55 / 0.08 a 16-filter U-Net at 96x96 plateaued at foreground IoU ~0.81 in its
+# 10 minutes, missing 31 of 91 validation objects whose texture matched the patch under them.
+_SHADE, _RIM, _RIM_WIDTH = 0.6, 0.65, 0.1
 _LONGS, _ASPECTS = (128, 224), (1.0, 0.75, 1.333, 0.5625)
 
 
@@ -62,9 +67,9 @@ def render(rng, height, width):
         tex = _texture(rng, height, width)
         # Shading towards the light and a darkened rim (a solid body's silhouette): local cues
         # that the flat clutter never has, as cells' membranes in microscopy.
-        shade = 1 + 0.45 * (((xx - c[0]) * -ld[0] + (yy - c[1]) * -ld[1]) / r)
-        rim = cv2.GaussianBlur(inside.astype(np.float32), (0, 0), max(r * 0.08, 0.7))
-        tex *= (np.clip(shade, 0.5, 1.5) * (0.45 + 0.55 * rim))[..., None]
+        shade = 1 + _SHADE * (((xx - c[0]) * -ld[0] + (yy - c[1]) * -ld[1]) / r)
+        rim = cv2.GaussianBlur(inside.astype(np.float32), (0, 0), max(r * _RIM_WIDTH, 0.7))
+        tex *= (np.clip(shade, 1 - _SHADE, 1 + _SHADE) * (1 - _RIM + _RIM * rim))[..., None]
         sel = inside.astype(bool)
         img[sel] = tex[sel]
         mask |= inside

@@ -9,7 +9,10 @@ The contract every encoder keeps and every decoder relies on (and nothing else):
         is_training  bool scalar tensor: batch norm uses batch statistics while it is true
         keep_prob    float32 scalar tensor: dropout keep probability (1.0 at prediction)
         returns      {2: ..., 4: ..., 8: ..., 16: ..., 32: ...}, each float (N, ceil(H/s),
-                     ceil(W/s), C_s) with a static channel count C_s (read it from .shape[-1])
+                     ceil(W/s), C_s) with a static channel count C_s (read it from .shape[-1]);
+                     optionally also 1: a full-resolution map (N, H, W, C_1), from an encoder
+                     that computes one before it first downsamples (unet). Decoders that can
+                     use it (unet) take it as their last skip; the others ignore it.
 
     read_weights(path) -> {variable name relative to the encoder scope: ndarray}
         pretrained weights from a file or folder (which kinds: WEIGHT_FORMATS); a mismatch of

@@ -4,9 +4,10 @@ Four stages of (3x3 conv + batch norm + ReLU) x 2, each followed by a 2x2 max po
 4F, 8F filters (F = config.unet_filters); then a fifth pool and a bridge (the U-Net bottleneck,
 the same two conv + BN + ReLU, 16F filters). Input is scaled x/255 in the graph.
 
-The contract wants maps at strides 2..32, so the pooled output of stage k is the stride-2^k map
-(the lab's U-Net takes its skips before each pool, at strides 1..8; here every skip is one pool
-further down, so the decoder's last x2 step has no skip). For an H x W input:
+The contract wants maps at strides 2..32, so the pooled output of stage k is the stride-2^k map;
+the first stage's output before its pool is the optional full-resolution map, the skip that
+lets the U-Net decoder place boundaries on the right pixel. For an H x W input:
+    1: stage1         (N, H, W, F)
     2: stage1 pooled (N, ceil(H/2),  ceil(W/2),  F)
     4: stage2 pooled (N, ceil(H/4),  ceil(W/4),  2F)
     8: stage3 pooled (N, ceil(H/8),  ceil(W/8),  4F)
@@ -38,6 +39,8 @@ def build(images, config, is_training, keep_prob):
     features = {}
     for k, multiplier in enumerate(STAGE_MULTIPLIERS, start=1):
         x = _double_conv(x, config.unet_filters * multiplier, f"stage{k}", config, is_training)
+        if k == 1:
+            features[1] = x  # (N, H, W, F): the full-resolution skip
         x = layers.max_pool(x, f"pool{k}")
         features[2**k] = x  # (N, H/2^k, W/2^k, F * multiplier)
     x = layers.max_pool(x, "pool5")  # (N, H/32, W/32, 8F)
