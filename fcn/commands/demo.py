@@ -71,7 +71,7 @@ def run(args):
         return 0
     figure = _score(recipe, run_dir, summary)
     ok = figure is not None and math.isfinite(figure) and figure >= recipe.target
-    shown = "n/a" if figure is None else f"{figure:.4f}"
+    shown = f"{figure:.4f}" if figure is not None and math.isfinite(figure) else "n/a"
     print(
         f"demo {recipe.name}: {recipe.score_label} {shown} "
         f"{'reached' if ok else 'DID NOT reach'} the target {recipe.target:.2f} in "
