@@ -13,6 +13,8 @@ from typing import get_type_hints
 from fcn.errors import UserError
 from fcn.models.decoders import DECODERS as _DECODERS  # registries only: no TensorFlow import
 from fcn.models.encoders import ENCODERS as _ENCODERS
+from fcn.tta import CHOICES as TTA_CHOICES
+from fcn.tta import check as _check_tta
 
 PRECISIONS = ("auto", "float32", "bfloat16", "float16")
 ENCODERS = tuple(_ENCODERS)
@@ -169,6 +171,12 @@ class Config:
     threshold: float = _field(
         0.5, "positive-class probability threshold of binary datasets (masks and metrics)"
     )
+    tta: str = _field(
+        "none",
+        "test-time augmentation: average the prediction over flipped copies (validation, "
+        "evaluate, infer, export); d4 adds transposes (square --image-shape)",
+        TTA_CHOICES,
+    )
     # auto: the positive class's IoU for binary datasets, mean IoU for multi-class ones.
     best_metric: str = _field(
         "auto", "validation score that picks the best checkpoint", BEST_METRICS
@@ -265,6 +273,8 @@ class Config:
         ):
             value = getattr(self, name)
             checks.append((value in choices, f"--{name} {value!r} is not one of {list(choices)}"))
+        tta_problem = _check_tta(self.tta, self.image_shape)
+        checks.append((tta_problem is None, tta_problem))
         for ok, message in checks:
             if not ok:
                 raise UserError(message)

@@ -8,7 +8,8 @@ served model sees exactly the pixels it was trained on. Built into the training 
       -> to_network_size: OpenCV INTER_AREA's exact weights as two matmuls (training caches
          its images with cv2.resize INTER_AREA), rounded to whole levels as cv2 does
     image_input  float32 (N, h, w, 3) raw 0..255 at config.image_shape (training feeds it)
-      -> normalize (config.normalize) -> network -> logits (N, h, w, C) -> probs (softmax)
+      -> normalize (config.normalize) -> network -> logits (N, h, w, C) -> probs (softmax;
+         with config.tta, the mean over the image's flipped copies: fcn.tta)
     probs_full   float32 (N, H, W, C): probs upsampled bilinearly (cv2 INTER_LINEAR geometry)
     mask         uint8 (N, H, W): binary datasets threshold the positive class's probability
                  (`threshold`, default the config's), multi-class ones take the argmax
@@ -17,7 +18,7 @@ served model sees exactly the pixels it was trained on. Built into the training 
 import numpy as np
 import tensorflow.compat.v1 as tf
 
-from fcn import names
+from fcn import names, tta
 
 
 def area_weights(in_size, out_size, use_area):
@@ -116,9 +117,22 @@ def build(network, config, spec):
     keep_prob = tf.placeholder_with_default(1.0, [], name=names.KEEP_PROB)
     is_training = tf.placeholder_with_default(False, [], name=names.IS_TRAINING)
     threshold = tf.placeholder_with_default(float(config.threshold), [], name=names.THRESHOLD)
-    logits = network(normalize(image_input, config.normalize), is_training, keep_prob)
+    x = normalize(image_input, config.normalize)  # (N, h, w, 3)
+    if config.tta == "none":
+        logits = network(x, is_training, keep_prob)
+        probs = tf.nn.softmax(tf.cast(logits, tf.float32))
+    else:
+        # Predicting, the network sees the K copies as one batch (K*N, h, w, 3); training
+        # steps (is_training) run the batch alone. The copy list starts with the image itself,
+        # so the first N logits are always its own (the loss's and the LOGITS tensor's).
+        n = tf.shape(image_input)[0]
+        copies = tf.cond(is_training, lambda: x, lambda: tta.stack(x, config.tta))
+        logits_all = network(copies, is_training, keep_prob)  # (K*N or N, h, w, C)
+        logits = logits_all[:n]
+        probs_all = tf.nn.softmax(tf.cast(logits_all, tf.float32))
+        probs = tf.cond(is_training, lambda: probs_all, lambda: tta.merge(probs_all, n, config.tta))
     logits = tf.identity(logits, name=names.LOGITS)
-    probs = tf.nn.softmax(tf.cast(logits, tf.float32), name=names.PROBS)
+    probs = tf.identity(probs, name=names.PROBS)  # (N, h, w, C)
     full = tf.identity(upsample(probs, tf.shape(images)[1:3]), name=names.PROBS_FULL)
     mask = tf.identity(decide(full, spec, threshold), name=names.MASK)
     out = dict(

@@ -34,19 +34,31 @@ TRAINED_RUN_SHAPE = (64, 192)
 
 
 @pytest.fixture(scope="session")
-def trained_run(synth_data, tiny_vgg, tmp_path_factory):
+def tiny_config(synth_data, tiny_vgg):
+    """make(runs_dir, **changes): a Config for a short run of the tiny VGG on synth_data (one
+    epoch, batch 4, two validation images, float32, no test overlays) with the changes."""
+
+    def make(runs_dir, **changes):
+        values = dict(
+            data_dir=synth_data,
+            vgg_dir=tiny_vgg,
+            runs_dir=str(runs_dir),
+            image_shape=TRAINED_RUN_SHAPE,
+            epochs=1,
+            batch_size=4,
+            val_count=2,
+            precision="float32",
+            test_overlays=False,
+        )
+        return config.Config(**{**values, **changes})
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def trained_run(tiny_config, tmp_path_factory):
     """A finished 2-epoch run of the tiny VGG (its folder) for evaluate, infer and export."""
-    cfg = config.Config(
-        data_dir=synth_data,
-        vgg_dir=tiny_vgg,
-        runs_dir=str(tmp_path_factory.mktemp("runs")),
-        image_shape=TRAINED_RUN_SHAPE,
-        epochs=2,
-        batch_size=4,
-        val_count=2,
-        precision="float32",
-        test_overlays=False,
-    )
+    cfg = tiny_config(tmp_path_factory.mktemp("runs"), epochs=2)
     return train.train(cfg, log=lambda *a: None)[0]
 
 

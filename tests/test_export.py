@@ -73,7 +73,7 @@ def test_prediction_path_scales_maps_keep_prob_and_thresholds_by_hand():
     # A stand-in network: road logit = red channel * keep_prob, other logit 0, so
     # road_prob = sigmoid(red) after the prediction path's scaling.
     # The path reads only these fields (a real Config refuses a 1x3 network input).
-    cfg = types.SimpleNamespace(image_shape=(1, 3), normalize="centered", threshold=0.6)
+    cfg = types.SimpleNamespace(image_shape=(1, 3), normalize="centered", threshold=0.6, tta="none")
 
     def network(x, is_training, keep_prob):
         red = x[..., 0] * keep_prob

@@ -53,6 +53,24 @@ def test_score_is_the_mean_iou_of_the_recipe_classes_or_the_selection_score():
     assert recipes.score(recipes.KITTI_ROAD, road, kitti) == 0.91
 
 
+def test_flags_given_adapt_the_recipe_crop_and_tta_to_a_smaller_or_non_square_input():
+    from fcn.commands import demo
+    from fcn.errors import UserError
+
+    def configured(*flags):
+        args = cli.build_parser().parse_args(["demo", "--recipe", "footprints", *flags])
+        return demo.recipe_config(recipes.FOOTPRINTS, args)[1]
+
+    recipe = configured()
+    assert (recipe.image_shape, recipe.crop, recipe.tta) == ((192, 192), (128, 128), "d4")
+    # 96x128: the 128x128 crop shrinks to the input, and d4 (transposes) becomes flips.
+    small = configured("--image-shape", "96x128")
+    assert (small.crop, small.tta) == ((96, 128), "flips")
+    assert configured("--image-shape", "96x96").tta == "d4"
+    with pytest.raises(UserError, match="--tta d4 transposes the image"):
+        configured("--image-shape", "96x128", "--tta", "d4")
+
+
 # Tiny runs: small networks (the 1/16 VGG16, 4-filter U-Net), 64x64 inputs, one epoch.
 _TINY = ["--epochs", "1", "--batch-size", "2", "--val-count", "2", "--precision", "float32"]
 _TINY += ["--unet-filters", "4", "--count", "6", "--image-shape", "64x64"]

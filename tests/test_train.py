@@ -70,9 +70,7 @@ def test_run_folder_is_complete(tiny_run):
     assert any("road IoU" in line for line in logs)
 
 
-def test_crop_trains_on_windows_and_validates_whole_images(
-    synth_data, tiny_vgg, tmp_path, monkeypatch
-):
+def test_crop_trains_on_windows_and_validates_whole_images(tiny_config, tmp_path, monkeypatch):
     seen = []
     real = train.data.epoch_batches
 
@@ -91,18 +89,7 @@ def test_crop_trains_on_windows_and_validates_whole_images(
 
     monkeypatch.setattr(train.data, "epoch_batches", spy)
     monkeypatch.setattr(train, "validate", spy_validate)
-    cfg = config.Config(
-        data_dir=synth_data,
-        vgg_dir=tiny_vgg,
-        runs_dir=str(tmp_path),
-        image_shape=(64, 192),
-        crop=(32, 96),
-        epochs=1,
-        batch_size=4,
-        val_count=2,
-        precision="float32",
-        test_overlays=False,
-    )
+    cfg = tiny_config(tmp_path, image_shape=(64, 192), crop=(32, 96))
     run_dir, summary = train.train(cfg, log=lambda *a: None)
     assert seen and set(seen) == {((32, 96), (32, 96))}
     assert validated == [(2, 64, 192)]  # the two validation images whole

@@ -36,11 +36,9 @@ def add_arguments(parser):
     )
 
 
-def run(args):
-    from fcn import train, vgg
-    from fcn.data import synth
-
-    recipe = recipes.get(args.recipe)
+def recipe_config(recipe, args):
+    """(where the synthetic data goes, the run's Config): the recipe's config under the flags
+    given on the command line."""
     given = {k: v for k, v in vars(args).items() if k in cfg.field_names()}
     # --data-dir is where the synthetic data goes; a recipe may read a folder inside it.
     synth_dir = given.pop("data_dir", recipe.synth_dir)
@@ -51,7 +49,19 @@ def run(args):
     if values.get("crop") and "image_shape" in given and "crop" not in given:
         # A smaller --image-shape than the recipe's crop trains on whole images of that size.
         values["crop"] = tuple(map(min, values["crop"], values["image_shape"]))
-    config = cfg.Config(**values)
+    h, w = values.get("image_shape", (0, 0))
+    if values.get("tta") == "d4" and h != w and "tta" not in given:
+        # The recipe's transposes need a square input; a non-square one keeps the flips.
+        values["tta"] = "flips"
+    return synth_dir, cfg.Config(**values)
+
+
+def run(args):
+    from fcn import train, vgg
+    from fcn.data import synth
+
+    recipe = recipes.get(args.recipe)
+    synth_dir, config = recipe_config(recipe, args)
     count = args.count or recipe.count
     t0 = time.time()
     if not _has_data(config, recipe):

@@ -360,7 +360,10 @@ def evaluate_run(
                 folder = os.path.join(data_dir, spec.root, spec.test_images)
                 raise UserError(f"--submit found no test images in {folder}; is --data-dir right?")
             calibs = submission.calib_paths(data_dir, spec, test_examples) if use_bev else None
-        refined = " with DenseCRF" if crf else ""
+        tta = restored.config.tta
+        refined = (f" averaged over --tta {tta} copies" if tta != "none" else "") + (
+            " with DenseCRF" if crf else ""
+        )
         log(
             f"evaluating {restored.source}{refined} on {len(examples)} image(s) of {data_dir} "
             f"({split})"
@@ -381,6 +384,7 @@ def evaluate_run(
         threshold=threshold,
         task=spec.task,
         crf=bool(crf),
+        tta=restored.config.tta,
     )
     out_dir = os.path.join(run_dir, EVAL_DIR)
     written = write_reports(out_dir, result, rows, ranked, spec)
@@ -643,6 +647,11 @@ def summary_markdown(result, rows, worst_names, spec=None, plots=()):
         f"- data: `{result['data_dir']}`, split `{result['split']}`: "
         f"{result['num_images']} image(s){_per_category(result)}",
         f"- decision for masks and per-class metrics: {decided}"
+        + (
+            f" on the mean over --tta {result['tta']} copies"
+            if result.get("tta", "none") != "none"
+            else ""
+        )
         + (" after DenseCRF refinement" if result.get("crf") else ""),
         "",
     ]

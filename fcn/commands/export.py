@@ -8,7 +8,8 @@ OUT/ holds
                       binary datasets <positive class>_prob (N, H, W), e.g. road_prob.
                       It is the training graph's own prediction path (fcn.prediction: INTER_AREA
                       resize, normalise, network, bilinear upsampling, decision) frozen, so a
-                      served model sees the pixels it was trained on; the weights are constants
+                      served model sees the pixels it was trained on (with the run's --tta,
+                      the mean over the flipped copies: fcn.tta); the weights are constants
                       (variables/ is empty). For TF Serving, use OUT as a version folder:
                       models/<name>/1/.
     frozen_graph.pb   the same graph as one GraphDef, for tools that want one

@@ -380,7 +380,10 @@ def run_inference(
             raise UserError(f"cannot create {e.filename}: {e.strerror}; check --out") from None
         total = len(images) + sum(p[1] or 0 for _, p in videos)
         h, w = model.config.image_shape
-        log(f"model {model.source} (input {h}x{w}); {len(images)} images, {len(videos)} videos")
+        tta = f", --tta {model.config.tta}" if model.config.tta != "none" else ""
+        log(
+            f"model {model.source} (input {h}x{w}{tta}); {len(images)} images, {len(videos)} videos"
+        )
         # One batch first: graph optimisation and kernel selection are not throughput.
         model.predict([np.zeros((h, w, 3), np.uint8)] * min(batch_size, max(total, 1)))
         t0 = time.time()
