@@ -137,8 +137,9 @@ FOOTPRINTS = Recipe(
         vflip_prob=0.5,
         rotate_prob=0.3,
         rotate_degrees=15.0,
-        # Overhead tiles have no up or left: predict as the mean over the square's 8 symmetries.
-        tta="d4",
+        # Overhead tiles have no up or left: predict as the mean over the four flips (0.862;
+        # single pass 0.842). The 8 symmetries of d4 scored the same (0.8625) at twice the cost.
+        tta="flips",
         overlay_every=5,
     ),
     score_label="validation building IoU",

@@ -57,18 +57,24 @@ def test_flags_given_adapt_the_recipe_crop_and_tta_to_a_smaller_or_non_square_in
     from fcn.commands import demo
     from fcn.errors import UserError
 
-    def configured(*flags):
-        args = cli.build_parser().parse_args(["demo", "--recipe", "footprints", *flags])
-        return demo.recipe_config(recipes.FOOTPRINTS, args)[1]
+    def configured(recipe, *flags):
+        args = cli.build_parser().parse_args(["demo", "--recipe", recipe.name, *flags])
+        return demo.recipe_config(recipe, args)[1]
 
-    recipe = configured()
-    assert (recipe.image_shape, recipe.crop, recipe.tta) == ((192, 192), (128, 128), "d4")
-    # 96x128: the 128x128 crop shrinks to the input, and d4 (transposes) becomes flips.
-    small = configured("--image-shape", "96x128")
-    assert (small.crop, small.tta) == ((96, 128), "flips")
-    assert configured("--image-shape", "96x96").tta == "d4"
+    footprints = configured(recipes.FOOTPRINTS)
+    assert (footprints.image_shape, footprints.crop, footprints.tta) == (
+        (192, 192),
+        (128, 128),
+        "flips",
+    )
+    # 96x128: the 128x128 crop shrinks to the input.
+    assert configured(recipes.FOOTPRINTS, "--image-shape", "96x128").crop == (96, 128)
+    # dice_unet's d4 (transposes) becomes flips on a non-square input, unless asked for.
+    assert configured(recipes.DICE_UNET).tta == "d4"
+    assert configured(recipes.DICE_UNET, "--image-shape", "64x64").tta == "d4"
+    assert configured(recipes.DICE_UNET, "--image-shape", "96x128").tta == "flips"
     with pytest.raises(UserError, match="--tta d4 transposes the image"):
-        configured("--image-shape", "96x128", "--tta", "d4")
+        configured(recipes.DICE_UNET, "--image-shape", "96x128", "--tta", "d4")
 
 
 # Tiny runs: small networks (the 1/16 VGG16, 4-filter U-Net), 64x64 inputs, one epoch.
