@@ -10,6 +10,7 @@ IMAGE_INPUT = "image_input"  # float32 (N, h, w, 3) raw 0..255 at the network si
 KEEP_PROB = "keep_prob"  # float32 scalar, default 1.0
 IS_TRAINING = "is_training"  # bool scalar, default False (batch norm, decoder dropout)
 THRESHOLD = "threshold"  # float32 scalar, default the run's threshold (binary datasets)
+TTA = "tta"  # bool scalar, default True: average the run's --tta copies (only with one)
 LABELS = "labels"  # uint8 (N, h, w) class ids, IGNORE_LABEL where unlabelled
 LEARNING_RATE = "learning_rate"
 LOGITS = "logits"  # (N, h, w, C) at the network size

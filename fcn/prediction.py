@@ -107,7 +107,8 @@ def build(network, config, spec):
 
     network(x float32 (N, h, w, 3) normalised, is_training, keep_prob) -> logits (N, h, w, C).
     Returned: images, image_input, keep_prob, is_training, threshold, logits, probs,
-    probs_full, mask, and for binary datasets positive_prob (N, H, W).
+    probs_full, mask, for binary datasets positive_prob (N, H, W), and with config.tta the
+    `tta` switch (bool, default True).
     """
     images = tf.placeholder(tf.uint8, [None, None, None, 3], name=names.IMAGES)
     resized = to_network_size(images, config.image_shape)
@@ -125,12 +126,15 @@ def build(network, config, spec):
         # Predicting, the network sees the K copies as one batch (K*N, h, w, 3); training
         # steps (is_training) run the batch alone. The copy list starts with the image itself,
         # so the first N logits are always its own (the loss's and the LOGITS tensor's).
+        # Feeding `tta` False predicts the image alone (`infer --no-tta`: K times quicker).
+        averaging = tf.placeholder_with_default(True, [], name=names.TTA)
+        stacked = tf.logical_and(tf.logical_not(is_training), averaging)
         n = tf.shape(image_input)[0]
-        copies = tf.cond(is_training, lambda: x, lambda: tta.stack(x, config.tta))
+        copies = tf.cond(stacked, lambda: tta.stack(x, config.tta), lambda: x)
         logits_all = network(copies, is_training, keep_prob)  # (K*N or N, h, w, C)
         logits = logits_all[:n]
         probs_all = tf.nn.softmax(tf.cast(logits_all, tf.float32))
-        probs = tf.cond(is_training, lambda: probs_all, lambda: tta.merge(probs_all, n, config.tta))
+        probs = tf.cond(stacked, lambda: tta.merge(probs_all, n, config.tta), lambda: probs_all)
     logits = tf.identity(logits, name=names.LOGITS)
     probs = tf.identity(probs, name=names.PROBS)  # (N, h, w, C)
     full = tf.identity(upsample(probs, tf.shape(images)[1:3]), name=names.PROBS_FULL)
@@ -146,6 +150,8 @@ def build(network, config, spec):
         probs_full=full,
         mask=mask,
     )
+    if config.tta != "none":
+        out["tta"] = averaging
     if spec.task == "binary":
         name = names.positive_prob_name(spec.class_names[spec.positive_class])
         out["positive_prob"] = tf.identity(full[..., spec.positive_class], name=name)
@@ -194,18 +200,21 @@ def size_batches(images, batch_size):
         start = end
 
 
-def predict_arrays(sess, tensors, images, batch_size, threshold=None):
+def predict_arrays(sess, tensors, images, batch_size, threshold=None, tta=True):
     """RGB uint8 images of any sizes -> [(probs_full (H, W, C), mask (H, W))] in order.
 
     tensors: a dict (or object) with `images`, `probs_full`, `mask` and `threshold` tensors —
     a training graph, a restored run or a loaded export. A multi-class export has no threshold
-    (its argmax never reads one), so `threshold` is then left out."""
+    (its argmax never reads one), so `threshold` is then left out. tta False predicts the image
+    alone where the path averages --tta copies (it then has a `tta` tensor)."""
     get = tensors.get if isinstance(tensors, dict) else lambda k: getattr(tensors, k, None)
     out = []
     for _, batch in size_batches(images, batch_size):
         feed = {get("images"): batch}
         if threshold is not None and get("threshold") is not None:
             feed[get("threshold")] = threshold
+        if not tta and get("tta") is not None:
+            feed[get("tta")] = False
         full, mask = sess.run([get("probs_full"), get("mask")], feed)
         out.extend(zip(full, mask, strict=True))
     return out

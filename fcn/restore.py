@@ -126,24 +126,39 @@ class Model(_OwnsSession):
     tensors: dict  # images, probs_full, mask, threshold: the prediction path (fcn.prediction)
     source: str  # what was loaded, for the log
 
+    tta: bool = True  # average the --tta copies the path was trained with (False: the image alone)
+
     def predict(self, images, threshold=None, batch_size=8):
         """RGB uint8 images of any sizes -> [(probs_full (H, W, C), mask (H, W))]."""
         from fcn import prediction
 
-        return prediction.predict_arrays(self.sess, self.tensors, images, batch_size, threshold)
+        return prediction.predict_arrays(
+            self.sess, self.tensors, images, batch_size, threshold, self.tta
+        )
+
+    @property
+    def tta_name(self):
+        """The --tta set the predictions average ('none' when switched off)."""
+        return self.config.tta if self.tta else "none"
 
 
-def open_model(path, precision_name="auto", which="best"):
+def open_model(path, precision_name="auto", which="best", tta=True):
     """A training run (its `which` checkpoint) or an export folder, ready to predict: both
-    hold the same prediction path, so they give the same pixels."""
+    hold the same prediction path, so they give the same pixels. tta False predicts each image
+    alone where the run was trained with --tta."""
     from fcn import precision
 
     prec = precision.resolve(precision_name)
     if is_export(path):
-        return _open_export(path, prec)
-    r = open_run(path, which=which, precision_name=prec)
-    tensors = dict(images=r.images, probs_full=r.probs_full, mask=r.mask, threshold=r.threshold)
-    return Model(r.config, r.spec, r.sess, tensors, r.checkpoint)
+        model = _open_export(path, prec)
+    else:
+        r = open_run(path, which=which, precision_name=prec)
+        tensors = dict(images=r.images, probs_full=r.probs_full, mask=r.mask, threshold=r.threshold)
+        if r.config.tta != "none":
+            tensors["tta"] = r.sess.graph.get_tensor_by_name(names.tensor(names.TTA))
+        model = Model(r.config, r.spec, r.sess, tensors, r.checkpoint)
+    model.tta = tta
+    return model
 
 
 def _open_export(path, prec):

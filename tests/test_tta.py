@@ -77,9 +77,11 @@ def test_the_prediction_path_averages_only_when_predicting():
         feed = {path["images"]: image}
         probs, logits = sess.run([path["probs"], path["logits"]], feed)
         train_probs = sess.run(path["probs"], {**feed, path["is_training"]: True})
+        alone = sess.run(path["probs"], {**feed, path["tta"]: False})
     sigmoid = 1 / (1 + np.exp(-np.array([0.0, 1.0, 2.0, 3.0])))
     # Training: the image alone, softmax of (0, ramp) = sigmoid(ramp) for the positive class.
     np.testing.assert_allclose(train_probs[0, 0, :, 1], sigmoid, atol=1e-6)
+    np.testing.assert_allclose(alone[0, 0, :, 1], sigmoid, atol=1e-6)  # the switch off
     assert logits.shape == (1, 2, 4, 2)  # the image's own logits, not the copies'
     # Predicting: the mirror copy's map is 0 (its first channel is 0 there), so the mean is
     # (sigmoid(ramp) + 0.5) / 2 at each pixel.
@@ -91,7 +93,7 @@ def test_without_tta_the_path_is_the_single_pass():
     with tf.Graph().as_default():
         path = _tiny_path("none", spec)
         ops = {op.type for op in tf.get_default_graph().get_operations()}
-    assert "ReverseV2" not in ops and path["probs"].op.type == "Identity"
+    assert "ReverseV2" not in ops and "tta" not in path
 
 
 def test_config_checks_the_set_and_the_square_for_transposes():
@@ -136,3 +138,23 @@ def test_a_run_with_tta_validates_and_exports_the_averaged_prediction(tiny_confi
     with restore.open_model(out, "float32") as m:
         served = m.predict(list(images), batch_size=2)
     np.testing.assert_allclose(np.stack([p for p, _ in served]), got, atol=1e-5)
+    # --no-tta: the run and its export predict the image alone (network-size images, so the
+    # resize and the upsampling are identities and the probabilities are the first copy's).
+    originals = list(net.astype(np.uint8))
+    for source in (run_dir, out):
+        with restore.open_model(source, "float32", tta=False) as m:
+            alone = np.stack([p for p, _ in m.predict(originals, batch_size=2)])
+        np.testing.assert_allclose(alone, single[0], atol=1e-5)
+        assert np.abs(alone - mean).max() > 1e-4  # and that is not the average (10x the tolerance)
+    logs = []
+    assert evaluate.evaluate_run(run_dir, tta=False, log=logs.append)["tta"] == "none"
+    assert "averaged" not in logs[0]
+
+
+def test_evaluate_and_infer_take_no_tta():
+    from fcn import cli
+
+    parser = cli.build_parser()
+    for command in (["evaluate", "--run", "R"], ["infer", "--run", "R", "x.png", "--out", "O"]):
+        assert parser.parse_args(command).tta is True
+        assert parser.parse_args([*command, "--no-tta"]).tta is False

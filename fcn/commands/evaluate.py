@@ -318,9 +318,11 @@ def evaluate_run(
     use_bev=False,
     checkpoint="best",
     crf=False,
+    tta=True,
     log=print,
 ):
     """Score a run's checkpoint on a split and write RUN_DIR/eval/ (and the submission).
+    tta False: each image alone where the run was trained with --tta.
 
     Returns the metrics dict written to metrics.json (NaN for undefined values in memory).
     """
@@ -348,7 +350,7 @@ def evaluate_run(
     threshold = config.threshold if threshold is None else threshold
     _check_threshold(threshold)
 
-    with restore.open_model(run_dir, "float32", checkpoint) as restored:
+    with restore.open_model(run_dir, "float32", checkpoint, tta=tta) as restored:
         spec = restored.spec  # the run's own classes (its dataset.json), not today's registry
         examples = _select(data.list_pairs(data_dir, spec), split_names, split, run_dir, data_dir)
         test_examples, calibs = [], None
@@ -360,7 +362,7 @@ def evaluate_run(
                 folder = os.path.join(data_dir, spec.root, spec.test_images)
                 raise UserError(f"--submit found no test images in {folder}; is --data-dir right?")
             calibs = submission.calib_paths(data_dir, spec, test_examples) if use_bev else None
-        tta = restored.config.tta
+        tta = restored.tta_name
         refined = (f" averaged over --tta {tta} copies" if tta != "none" else "") + (
             " with DenseCRF" if crf else ""
         )
@@ -384,7 +386,7 @@ def evaluate_run(
         threshold=threshold,
         task=spec.task,
         crf=bool(crf),
-        tta=restored.config.tta,
+        tta=restored.tta_name,
     )
     out_dir = os.path.join(run_dir, EVAL_DIR)
     written = write_reports(out_dir, result, rows, ranked, spec)
@@ -814,6 +816,7 @@ def add_arguments(parser):
         "--bev", action="store_true", help="with --submit: also their bird's-eye views (calib/)"
     )
     flags.crf(model)
+    flags.no_tta(model)
     files = parser.add_argument_group("score probability maps (no model)")
     files.add_argument("--prob-dir", metavar="DIR", help="<cat>_road_<id>.png road probabilities")
     files.add_argument("--gt-dir", metavar="DIR", help="KITTI gt images (gt_image_2)")
@@ -838,6 +841,7 @@ def run(args):
             use_bev=args.bev,
             checkpoint=args.checkpoint,
             crf=args.crf,
+            tta=args.tta,
         )
         return 0
     if not (args.prob_dir and args.gt_dir):

@@ -133,8 +133,8 @@ def to_onnx(graph_def, path):
 
     inputs = [tensor_name(INPUT_NAME)]
     outputs = [tensor_name(names.PROBS_FULL), tensor_name(MASK_NAME)]
-    # ONNX has no optional inputs: the threshold becomes the run's constant.
-    graph_def = _defaults_fixed(graph_def, (names.THRESHOLD,))
+    # ONNX has no optional inputs: the threshold and the --tta switch become the run's constants.
+    graph_def = _defaults_fixed(graph_def, (names.THRESHOLD, names.TTA))
     try:
         # Grappler's folding first, as tf2onnx.convert does; then op-by-op conversion. tf2onnx's
         # own ONNX rewrites are left out: on VGG16's 540 MB of weights they need > 18 GB of RAM,
@@ -231,6 +231,7 @@ def _metadata(run_dir, checkpoint, config, spec, onnx_diff):
             "probs_full": tensor_name(names.PROBS_FULL),
             "mask": tensor_name(names.MASK),
             **({"threshold": tensor_name(names.THRESHOLD)} if spec.task == "binary" else {}),
+            **({"tta": tensor_name(names.TTA)} if config.tta != "none" else {}),
         },
         "frozen_graph": FROZEN_GRAPH_FILE,
         "onnx": None

@@ -44,6 +44,16 @@ def precision(parser):
     )
 
 
+def no_tta(parser):
+    parser.add_argument(
+        "--no-tta",
+        dest="tta",
+        action="store_false",
+        help="predict each image alone where the run was trained with --tta (K times quicker; "
+        "default: average the run's copies)",
+    )
+
+
 def crf(parser):
     parser.add_argument(
         "--crf",

@@ -336,10 +336,12 @@ def run_inference(
     crf=False,
     threshold=None,
     legend=None,
+    tta=True,
     log=print,
 ):
     """Segment `inputs` (files, folders, globs) into out_dir; returns a summary dict.
-    legend: one of overlays.LEGENDS, None = present for multiclass datasets, none for binary."""
+    legend: one of overlays.LEGENDS, None = present for multiclass datasets, none for binary.
+    tta False: each image alone where the run was trained with --tta."""
     if not 0.0 <= alpha <= 1.0:
         raise UserError(f"--alpha must be in [0, 1], got {alpha}")
     if batch_size < 1:
@@ -356,7 +358,7 @@ def run_inference(
 
     from fcn import restore  # TensorFlow: imported only when a model is needed
 
-    with restore.open_model(run_dir, precision_name) as model:
+    with restore.open_model(run_dir, precision_name, tta=tta) as model:
         probes = check_readable(jobs, warn=log)
         if save_prob and model.spec.task != "binary":
             raise UserError(
@@ -380,7 +382,7 @@ def run_inference(
             raise UserError(f"cannot create {e.filename}: {e.strerror}; check --out") from None
         total = len(images) + sum(p[1] or 0 for _, p in videos)
         h, w = model.config.image_shape
-        tta = f", --tta {model.config.tta}" if model.config.tta != "none" else ""
+        tta = f", --tta {model.tta_name}" if model.tta_name != "none" else ""
         log(
             f"model {model.source} (input {h}x{w}{tta}); {len(images)} images, {len(videos)} videos"
         )
@@ -437,6 +439,7 @@ def add_arguments(parser):
     flags.batch_size(parser)
     flags.precision(parser)
     flags.crf(parser)
+    flags.no_tta(parser)
     flags.legend(parser)
     flags.threshold(parser)
 
@@ -455,5 +458,6 @@ def run(args):
         crf=args.crf,
         threshold=args.threshold,
         legend=args.legend,
+        tta=args.tta,
     )
     return 0
