@@ -9,7 +9,9 @@ import os
 
 import numpy as np
 
-from fcn import data, download, overlays, prediction, runs
+from fcn import data, download, runs
+from fcn.inference import overlays
+from fcn.inference.predictor import LogitsPredictor
 
 
 def maybe_download_pretrained_vgg(data_dir):
@@ -43,20 +45,14 @@ def gen_test_output(sess, logits, keep_prob, image_pl, data_folder, image_shape)
     """Yield (file name, green overlay at the original resolution) for data_folder/image_2/*.
 
     The network lives in the caller's graph; resizing, upsampling and the decision are the
-    suite's one prediction path (fcn.prediction), run beside it.
+    suite's one prediction path, run beside it (fcn.inference.predictor.LogitsPredictor).
     """
     spec = data.KITTI_ROAD
-    stages = prediction.Stages(image_shape, spec, threshold=0.5)
-    try:
+    with LogitsPredictor(sess, logits, keep_prob, image_pl, image_shape, spec) as predictor:
         for path in data.images_in(os.path.join(data_folder, "image_2")):
             original = data.read_image(path)
-            x = stages.to_network(original[None])
-            out = sess.run(logits, {keep_prob: 1.0, image_pl: x})
-            out = np.reshape(out, (1, image_shape[0], image_shape[1], -1))
-            _, mask = stages.finish(out, original.shape[:2])
-            yield os.path.basename(path), overlays.paint(original, mask[0], spec)
-    finally:
-        stages.close()
+            _, mask = predictor.predict(original)
+            yield os.path.basename(path), overlays.paint(original, mask, spec)
 
 
 def save_inference_samples(runs_dir, data_dir, sess, image_shape, logits, keep_prob, input_image):

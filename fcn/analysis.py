@@ -49,15 +49,6 @@ MIN_CORRELATION_ROWS = 3  # Spearman's rho of fewer points says nothing
 # --------------------------------------------------------------------------------------------
 
 
-def headline(spec):
-    """The column the gallery ranks by and the summary talks about."""
-    return "iou" if spec.task == "binary" else "mean_iou"
-
-
-def headline_label(spec):
-    return f"{spec.positive_name} IoU" if spec.task == "binary" else "mean IoU"
-
-
 def sample_scores(pred, label, spec):
     """Scores of one image from its decided classes pred (H, W) and label (H, W), void
     (spec.ignore_label) left out; NaN where undefined (fcn.metrics' 0/0 convention)."""

@@ -8,8 +8,14 @@ is the one pointer a resume trusts and it only ever names complete files, so a c
 state.json holds the `Progress` fields plus:
     step        the global step of the checkpoint
     checkpoint  its path prefix, relative to the run folder ("checkpoints/model-120")
-    kept        the latest K prefixes, oldest first
-    best        the prefix of the best-validation checkpoint ("best/model-60"), or null
+    kept        the latest K prefixes, oldest first (K = --keep-checkpoints, default 1)
+    best        the prefix of the best-validation checkpoint, or null: one of `kept` while it is
+                ("checkpoints/model-120"), else its files, hard-linked into best/ when it left
+                `kept` ("best/model-60"). best/checkpoint (TF's index) names it either way.
+
+No step is ever stored twice: the best is the latest checkpoint of its step, not a copy, so a
+`make demo` run folder holds one 832 MB VGG16 checkpoint when its last epoch is its best (two
+when an earlier epoch was), where it once held three latest ones and a best copy (3.1 GB).
 The config and the validation split sit beside it in config.json and split.json.
 """
 
@@ -131,38 +137,51 @@ class Checkpoints:
         self.keep = keep
         self.variables = tf.global_variables()
         self.saver = tf.train.Saver(self.variables, max_to_keep=None)
-        # The best checkpoint serves inference and export only: the network's variables (weights
-        # and batch-norm statistics) and the step, not Adam's two slots per weight, which would
-        # triple it (~1.6 GB -> ~0.54 GB on VGG16).
-        network = tf.get_collection(tf.GraphKeys.MODEL_VARIABLES) or tf.trainable_variables()
-        weights = network + [tf.train.get_or_create_global_step()]
-        self.best_saver = tf.train.Saver(weights, max_to_keep=None)
         state = state or {}
         self.kept = list(state.get("kept", []))
         self.best = state.get("best")
+        self._best_step = None  # save_best's step, until `save` writes that step
 
     @property
     def latest(self):
         return self.kept[-1] if self.kept else None
 
     def save(self, sess, step, progress):
-        """Save the weights, then point state.json at them; returns the prefix (run-relative)."""
+        """Save the weights, then point state.json at them; returns the prefix (run-relative).
+        A best leaving `kept` is hard-linked into best/ first, so it is never lost or copied."""
         prefix = self._write(sess, LATEST_DIR, step)
         kept = ([p for p in self.kept if p != prefix] + [prefix])[-self.keep :]
+        best = prefix if self._best_step == step else self.best
+        if best and best.startswith(LATEST_DIR + "/") and best not in kept:
+            best = self._commit(lambda: self._link_into_best(best), prefix)
         state = dict(dataclasses.asdict(progress), step=step, checkpoint=prefix, kept=kept)
-        state["best"] = self.best
+        state["best"] = best
         self._commit(lambda: runs.write_json(self._path(STATE_FILE), state), prefix)
-        self.kept = kept
+        self.kept, self.best, self._best_step = kept, best, None
         self._finish(LATEST_DIR, kept)
         if self.best:
             self._finish(BEST_DIR, [self.best])
         return prefix
 
     def save_best(self, sess, step):
-        """Save the weights as the best so far. The previous best stays on disk until the next
-        `save` has pointed state.json at this one."""
-        self.best = self._write(sess, BEST_DIR, step, self.best_saver)
-        return self.best
+        """Mark `step` as the best so far: the `save` of that step that follows makes its
+        checkpoint the best (state.json then names it), with no second copy of the weights."""
+        self._best_step = step
+
+    def _link_into_best(self, prefix):
+        """best/<name>.* as hard links of prefix's files (a copy where links are refused);
+        returns the new run-relative prefix."""
+        name = os.path.basename(prefix)
+        os.makedirs(self._path(BEST_DIR), exist_ok=True)
+        for path in glob.glob(glob.escape(self._path(prefix)) + ".*"):
+            target = os.path.join(self._path(BEST_DIR), os.path.basename(path))
+            if os.path.exists(target):
+                os.remove(target)  # a leftover of a crash between this and state.json
+            try:
+                os.link(path, target)
+            except OSError:
+                shutil.copyfile(path, target)
+        return f"{BEST_DIR}/{name}"
 
     def restore(self, sess, prefix, describe):
         """Load `prefix` (run-relative) into the model; a checkpoint of another architecture or
@@ -207,10 +226,11 @@ class Checkpoints:
         return prefix
 
     def _commit(self, write, prefix):
-        """Run a write; on a full disk or any I/O error delete prefix's files (unless state.json
-        already names them) and stop with a message: the previous checkpoint is untouched."""
+        """Run a write (returning what it returns); on a full disk or any I/O error delete
+        prefix's files (unless state.json already names them) and stop with a message: the
+        previous checkpoint is untouched."""
         try:
-            write()
+            return write()
         except (OSError, tf.errors.OpError) as e:
             if prefix not in (self.kept + [self.best]):
                 _remove_files(self._path(prefix))
@@ -227,11 +247,15 @@ class Checkpoints:
 
     def _finish(self, folder, keep):
         """Point TF's index at the newest kept checkpoint, then delete every other model-* file
-        in folder (older ones and leftovers of a crashed save)."""
-        names = [os.path.basename(p) for p in keep]
-        lines = [f'model_checkpoint_path: "{names[-1]}"']
-        lines += [f'all_model_checkpoint_paths: "{n}"' for n in names]
+        in folder (older ones and leftovers of a crashed save). A kept prefix of another folder
+        (the best while it is one of the latest) is named relative to this one."""
+        here = [p for p in keep if p.startswith(folder + "/")]
+        names = [os.path.basename(p) for p in here]
+        shown = [os.path.relpath(p, folder) for p in keep]
+        lines = [f'model_checkpoint_path: "{shown[-1]}"']
+        lines += [f'all_model_checkpoint_paths: "{n}"' for n in shown]
         try:
+            os.makedirs(self._path(folder), exist_ok=True)
             runs.atomic_write_bytes(self._path(os.path.join(folder, _TF_INDEX)), _lines(lines))
             for path in glob.glob(os.path.join(self._path(folder), _PREFIX + "-*")):
                 if _prefix_of(path) not in names:
@@ -268,7 +292,7 @@ def resume_config(run_dir, requested):
     folders.
     """
     state = read_state(run_dir)
-    saved = Config.from_dict(runs.read_json(os.path.join(run_dir, "config.json")))
+    saved = runs.RunFolder(run_dir).read_config()
     defaults = Config()
     changes, conflicts = {}, []
     for f in dataclasses.fields(Config):
@@ -293,7 +317,7 @@ def resume_config(run_dir, requested):
         raise UserError(
             f"--epochs {epochs} is below the {state['epoch']} epochs {run_dir} already finished"
         )
-    if epochs == state["epoch"] and os.path.exists(os.path.join(run_dir, "summary.json")):
+    if epochs == state["epoch"] and runs.RunFolder(run_dir).finished:
         raise UserError(
             f"{run_dir} already finished its {epochs} epochs; pass a larger --epochs to train on"
         )
@@ -302,7 +326,7 @@ def resume_config(run_dir, requested):
 
 def read_split(run_dir, examples):
     """(train, val) examples named by the run's split.json; all must still be in the data."""
-    split = runs.read_json(os.path.join(run_dir, SPLIT_FILE))
+    split = runs.RunFolder(run_dir).read_split()
     by_name = {e.name: e for e in examples}
     try:
         names = {part: list(split[part]) for part in ("train", "val")}

@@ -11,10 +11,10 @@ import json
 from typing import get_type_hints
 
 from fcn.errors import UserError
+from fcn.inference.tta import CHOICES as TTA_CHOICES
+from fcn.inference.tta import check as _check_tta
 from fcn.models.decoders import DECODERS as _DECODERS  # registries only: no TensorFlow import
 from fcn.models.encoders import ENCODERS as _ENCODERS
-from fcn.tta import CHOICES as TTA_CHOICES
-from fcn.tta import check as _check_tta
 
 PRECISIONS = ("auto", "float32", "bfloat16", "float16")
 ENCODERS = tuple(_ENCODERS)
@@ -184,7 +184,9 @@ class Config:
 
     # --- run management ---
     overlay_every: int = _field(5, "write validation overlays every N epochs (0 = only last)")
-    keep_checkpoints: int = _field(3, "how many latest checkpoints to keep besides the best")
+    # 1: a resume needs only the latest; the best is that checkpoint or one kept beside it, never
+    # a copy (fcn.checkpoint), so a VGG16 run folder holds 0.8-1.7 GB of checkpoints.
+    keep_checkpoints: int = _field(1, "how many latest checkpoints to keep besides the best")
     # 0 means the whole split: tests and the demo cap it to bound their time.
     max_train_images: int = _field(0, "use at most N training images (0 = all)")
     precision: str = _field(

@@ -4,7 +4,7 @@ The training graph, restored runs and exports all use these, so a run folder, an
 code that opens them can never disagree on a name.
 """
 
-# --- graph interface (fcn.prediction builds these; see its docstring for shapes) ---
+# --- graph interface (fcn.inference.prediction builds these; see its docstring for shapes) ---
 IMAGES = "images"  # uint8 (N, H, W, 3) RGB of any size: the one prediction input
 IMAGE_INPUT = "image_input"  # float32 (N, h, w, 3) raw 0..255 at the network size (training)
 KEEP_PROB = "keep_prob"  # float32 scalar, default 1.0
@@ -61,7 +61,7 @@ EVAL_CONFUSION_IMAGE = "confusion.png"
 EVAL_PLOTS_DIR = "plots"  # one PNG per (score, metadata field)
 SUBMISSION_DIR = "submission"
 
-# --- export folders (fcn.commands.export writes them, fcn.restore opens them) ---
+# --- export folders (fcn.commands.export writes them, fcn.inference.restore opens them) ---
 EXPORT_METADATA_FILE = "export.json"
 EXPORT_FORMAT = "fcn-export"
 EXPORT_FORMAT_VERSION = 2

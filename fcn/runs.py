@@ -80,3 +80,90 @@ def write_image(path, rgb):
     if not ok:
         raise UserError(f"cannot encode image {path}")
     atomic_write_bytes(path, buf.tobytes())
+
+
+class RunFolder:
+    """One training run's folder (runs/<timestamp>/): the one place that knows where its files
+    are and how each is read and written (atomically). What the files hold:
+
+        config.json        the whole Config, so the run can be reproduced and resumed
+        dataset.json       the resolved DatasetSpec (classes, palette): no data folder is
+                           needed to use the run
+        class_stats.json   the training labels' class pixel counts and the loss weights
+        split.json         the train/val image names, the seed, whether val is official
+        state.json         what a resume starts from (fcn.checkpoint writes it)
+        log.jsonl          one record per finished epoch (fcn.checkpoint appends it)
+        summary.json       the finished run's figures
+        checkpoints/       the latest --keep-checkpoints checkpoints; best/: TF's index of the
+                           best one, and its files once it is no longer one of the latest
+    """
+
+    def __init__(self, path):
+        from fcn import names
+
+        self.path = path
+        self._names = names
+
+    @classmethod
+    def create(cls, runs_dir, name=None):
+        """A new, empty run folder under runs_dir (never an existing one)."""
+        return cls(new_run_dir(runs_dir, name))
+
+    def file(self, name):
+        return os.path.join(self.path, name)
+
+    def checkpoint_dir(self, which):
+        """The folder of --checkpoint best|latest."""
+        return self.file(self._names.CHECKPOINTS[which])
+
+    def check_exists(self):
+        if not os.path.isdir(self.path):
+            raise UserError(f"run folder {self.path} does not exist; pass a folder from runs/")
+        return self
+
+    def has(self, name):
+        return os.path.exists(self.file(name))
+
+    # --- config.json ---
+    def read_config(self):
+        from fcn.config import Config
+
+        return Config.from_dict(read_json(self.file(self._names.CONFIG_FILE)))
+
+    def write_config(self, config):
+        write_json(self.file(self._names.CONFIG_FILE), json.loads(config.to_json()))
+
+    # --- dataset.json ---
+    def read_spec(self, config=None):
+        """The run's DatasetSpec: its dataset.json (classes and palette as trained), else (a run
+        from before it was written) the dataset's static spec."""
+        from fcn import data
+
+        if self.has(self._names.DATASET_FILE):
+            return data.DatasetSpec.from_dict(read_json(self.file(self._names.DATASET_FILE)))
+        return data.get_spec((config or self.read_config()).dataset)
+
+    def write_spec(self, spec):
+        write_json(self.file(self._names.DATASET_FILE), spec.to_dict())
+
+    # --- split.json, class_stats.json, summary.json ---
+    def read_split(self):
+        return read_json(self.file(self._names.SPLIT_FILE))
+
+    def write_split(self, train_names, val_names, seed, official):
+        record = {"train": train_names, "val": val_names, "seed": seed, "official_val": official}
+        write_json(self.file(self._names.SPLIT_FILE), record)
+
+    def write_class_stats(self, stats):
+        write_json(self.file(self._names.CLASS_STATS_FILE), stats)
+
+    def read_summary(self):
+        return read_json(self.file(self._names.SUMMARY_FILE))
+
+    def write_summary(self, summary):
+        write_json(self.file(self._names.SUMMARY_FILE), summary)
+
+    @property
+    def finished(self):
+        """Training wrote its summary.json (it ran every epoch it was asked for)."""
+        return self.has(self._names.SUMMARY_FILE)

@@ -9,8 +9,8 @@ of every test image at its original size), summary.json, index.html (fcn.report)
 """
 
 import contextlib
+import dataclasses
 import itertools
-import json
 import math
 import os
 import signal
@@ -30,16 +30,17 @@ from fcn import (
     metrics,
     models,
     names,
-    overlays,
     precision,
-    prediction,
     report,
     runs,
     tboard,
     vgg,
 )
+from fcn.data import task
 from fcn.data.augment import Augmenter
 from fcn.errors import UserError
+from fcn.inference import overlays, prediction
+from fcn.inference.predictor import SessionPredictor
 from fcn.models import encoders, layers, weights
 
 # Validation overlays shown in TensorBoard each epoch.
@@ -48,6 +49,42 @@ _TB_IMAGES = 3
 _COMPARE_IMAGES = 4
 CHECKPOINT_DIR = checkpoint.LATEST_DIR
 BEST_DIR = checkpoint.BEST_DIR
+
+
+@dataclasses.dataclass
+class TrainingTensors(prediction.PredictionTensors):
+    """The prediction path's tensors (fcn.inference.prediction) and the training ops on top."""
+
+    labels: tf.Tensor = None  # uint8 (N, h, w) class ids, IGNORE_LABEL where unlabelled
+    learning_rate: tf.Tensor = None  # float32 scalar, fed every step
+    train_op: tf.Operation = None
+    loss: tf.Tensor = None  # the fed batch's loss (validation, and one device's training)
+    weights: str = ""  # where the encoder's weights came from
+    setup: object = None  # fcn.distribute.Setup; None on one device
+    step_loss: tf.Tensor = None  # fcn.distribute: the global batch's loss of a step
+    stop_votes: tf.Tensor = None  # fcn.distribute: the workers' summed stop requests
+    stop_flag: tf.Tensor = None  # fcn.distribute: this worker's stop request, fed
+
+    @property
+    def training_loss(self):
+        """The loss a training step reports: the global batch's under fcn.distribute."""
+        return self.loss if self.step_loss is None else self.step_loss
+
+
+def predictor(sess, model, config, spec, batch_size=None):
+    """The training session's prediction path as a Predictor (validation, overlays); the
+    session stays the trainer's."""
+    prec = precision.resolve(config.precision)
+    return SessionPredictor(
+        sess,
+        model,
+        config,
+        spec,
+        prec,
+        "the training graph",
+        batch_size=batch_size or config.batch_size,
+        owns_session=False,
+    )
 
 
 def build_model(sess, config, num_classes, log=None, spec=None, loss_weights=None, setup=None):
@@ -62,8 +99,8 @@ def build_model(sess, config, num_classes, log=None, spec=None, loss_weights=Non
     cross-replica context on the mirrored variables, and the training step is the replicas'
     (`_replica_train_op`); its global-batch loss is `step_loss`, its stop request `stop_votes`.
 
-    Returns a dict of named tensors (fcn.prediction.build's, plus labels (N, h, w) uint8 class
-    ids, learning_rate, train_op, loss) and `weights`, where the encoder's weights came from.
+    Returns TrainingTensors: the prediction path's, labels, learning_rate, train_op, loss, and
+    `weights`, where the encoder's weights came from.
     """
     spec = spec or data.get_spec(config.dataset)
     source, arrays, config = models.read_weights(config)
@@ -87,7 +124,7 @@ def build_model(sess, config, num_classes, log=None, spec=None, loss_weights=Non
     learning_rate = tf.placeholder(tf.float32, [], names.LEARNING_RATE)
     data_loss = losses.segmentation_loss(
         config.loss,
-        model["logits"],
+        model.logits,
         labels,
         num_classes,
         class_weights=loss_weights,
@@ -97,6 +134,7 @@ def build_model(sess, config, num_classes, log=None, spec=None, loss_weights=Non
     loss = tf.identity(data_loss, name=names.LOSS)
     prec = precision.resolve(config.precision)
     var_list = [v for v in tf.trainable_variables() if v not in frozen] if frozen else None
+    fields = {f.name: getattr(model, f.name) for f in dataclasses.fields(model)}
     if setup is None:
         train_op = losses.minimize(
             loss,
@@ -106,21 +144,24 @@ def build_model(sess, config, num_classes, log=None, spec=None, loss_weights=Non
             var_list=var_list,
         )
     else:
-        model.update(
-            _replica_train_op(
-                setup, config, num_classes, model, labels, learning_rate, loss_weights, var_list
-            )
+        replica = _replica_train_op(
+            setup, config, num_classes, model, labels, learning_rate, loss_weights, var_list
         )
-        train_op = model.pop("train_op")
-        model["setup"] = setup
+        train_op = replica.pop("train_op")
+        fields.update(replica, setup=setup)
     sess.run(tf.global_variables_initializer())
     source = models.assign_weights(
         sess, encoder_variables, arrays, source, log=log or (lambda *a: None)
     )
     del arrays  # up to 540 MB of VGG16 weights
-    model.update(labels=labels, learning_rate=learning_rate, train_op=train_op, loss=loss)
-    model["weights"] = source
-    return model
+    return TrainingTensors(
+        **fields,
+        labels=labels,
+        learning_rate=learning_rate,
+        train_op=train_op,
+        loss=loss,
+        weights=source,
+    )
 
 
 def _replica_train_op(
@@ -150,8 +191,8 @@ def _replica_train_op(
                 prediction.normalize(images, config.normalize),
                 config,
                 num_classes,
-                model["is_training"],
-                model["keep_prob"],
+                model.is_training,
+                model.keep_prob,
             )
         del l2_kernels[n_kernels:]
         shard_loss = losses.segmentation_loss(
@@ -174,7 +215,7 @@ def _replica_train_op(
 
     stop_flag = tf.placeholder_with_default(0.0, [], "stop_flag")
     train_op, step_loss, stop_votes = distribute.replica_step(
-        setup, model["image_input"], labels, step, stop_flag
+        setup, model.image_input, labels, step, stop_flag
     )
     return dict(train_op=train_op, step_loss=step_loss, stop_votes=stop_votes, stop_flag=stop_flag)
 
@@ -271,14 +312,15 @@ def validate(sess, model, split, spec, config, batch_size=None):
     thresholded prediction, never on raw probabilities).
     """
     batch_size = batch_size or config.batch_size
+    path = predictor(sess, model, config, spec, batch_size)
     acc = metrics.ConfusionAccumulator(spec.num_classes)
     total_loss, total_valid, masks = 0.0, 0, []
     for start in range(0, len(split.images), batch_size):
         images = split.images[start : start + batch_size]
         labels = split.labels[start : start + batch_size]
-        mask, loss = sess.run(
-            [model["mask"], model["loss"]], {model["images"]: images, model["labels"]: labels}
-        )
+        # The cached images are at the network size, so the path's resize and upsampling are
+        # identities; the loss comes from the same forward pass.
+        _, mask, loss = path.run_batch(images, fetch=[model.loss], feed={model.labels: labels})
         valid = int((labels != spec.ignore_label).sum())
         total_loss += float(loss) * valid
         total_valid += valid
@@ -302,26 +344,23 @@ def best_metric(config, spec):
     """The validation score that picks the best checkpoint (config.best_metric, resolved)."""
     if config.best_metric != "auto":
         return config.best_metric
-    return "val_iou" if spec.task == "binary" else "val_mean_iou"
+    return task.selection_metric(spec)
 
 
-def write_overlays(sess, model, folder, examples, spec, batch_size):
-    """An overlay of each validation image at its original size through the prediction path
-    (the cached split is at the network size, too small to judge: 320x96 in the demo)."""
+def write_overlays(path, folder, examples, spec):
+    """An overlay of each validation image at its original size through `path`, the training
+    graph's Predictor (the cached split is at the network size, too small to judge: 320x96 in
+    the demo)."""
     paths = [ex.image_path for ex in examples]
-    for ex, (image, _, mask) in zip(
-        examples, prediction.predict_files(sess, model, paths, batch_size), strict=True
-    ):
+    for ex, (image, _, mask) in zip(examples, path.predict_files(paths), strict=True):
         runs.write_image(os.path.join(folder, ex.name + ".png"), overlays.paint(image, mask, spec))
 
 
-def write_comparisons(sess, model, folder, examples, spec, batch_size):
+def write_comparisons(path, folder, examples, spec):
     """image | ground truth | prediction side by side at the original size, for a few
     validation images; ignore pixels of the ground truth are left unpainted."""
     paths = [ex.image_path for ex in examples]
-    for ex, (image, _, mask) in zip(
-        examples, prediction.predict_files(sess, model, paths, batch_size), strict=True
-    ):
+    for ex, (image, _, mask) in zip(examples, path.predict_files(paths), strict=True):
         label = data.read_label(ex, spec, warn=None)
         truth = overlays.paint(image, label, spec)
         predicted = overlays.paint(image, mask, spec)
@@ -330,11 +369,10 @@ def write_comparisons(sess, model, folder, examples, spec, batch_size):
         runs.write_image(os.path.join(folder, ex.name + ".png"), row)
 
 
-def write_test_overlays(sess, model, examples, out_dir, config, spec, batch_size=None):
+def write_test_overlays(path, examples, out_dir, spec):
     """An overlay of each image at its original resolution; returns the number written."""
     count = 0
-    paths = [ex.image_path for ex in examples]
-    results = prediction.predict_files(sess, model, paths, batch_size or config.batch_size)
+    results = path.predict_files([ex.image_path for ex in examples])
     for ex, (image, _, mask) in tqdm(
         zip(examples, results, strict=True),
         total=len(examples),
@@ -413,7 +451,7 @@ def train(config, log=print, resume_dir=None):
             ckpts.restore(sess, state["checkpoint"], _describe(config, spec))
             progress = checkpoint.Progress.from_state(state)
             # --epochs may have been raised: the saved config always tells how the run ends.
-            runs.write_json(os.path.join(run_dir, names.CONFIG_FILE), json.loads(config.to_json()))
+            runs.RunFolder(run_dir).write_config(config)
             log(f"resuming {run_dir} from {state['checkpoint']} (epoch {progress.epoch + 1})")
         else:
             run_dir = _start_run(config, spec, train_ex, val_ex, official, stats)
@@ -428,13 +466,14 @@ def train(config, log=print, resume_dir=None):
         if config.test_overlays:
             test_ex = data.list_test_images(config.data_dir, spec)
             test_dir = os.path.join(run_dir, names.TEST_DIR)
-            n_test = write_test_overlays(sess, model, test_ex, test_dir, config, spec)
+            n_test = write_test_overlays(
+                predictor(sess, model, config, spec), test_ex, test_dir, spec
+            )
             log(f"wrote {n_test} test overlays to {test_dir}")
         if len(val_split.images):
             folder = os.path.join(run_dir, names.VAL_COMPARE_DIR)
-            write_comparisons(
-                sess, model, folder, val_ex[:_COMPARE_IMAGES], spec, config.batch_size
-            )
+            path = predictor(sess, model, config, spec)
+            write_comparisons(path, folder, val_ex[:_COMPARE_IMAGES], spec)
         writer.close()
 
     final = history[-1] if history else {}
@@ -448,7 +487,7 @@ def train(config, log=print, resume_dir=None):
         "decoder": config.decoder,
         "loss": config.loss,
         "class_weights": stats["method"],
-        "weights": model["weights"],
+        "weights": model.weights,
         "best_metric": metric,
         "best_score": best,
         "best_epoch": progress.best_epoch,
@@ -470,7 +509,7 @@ def train(config, log=print, resume_dir=None):
             final_val_precision=final.get("val_precision"),
             final_val_recall=final.get("val_recall"),
         )
-    runs.write_json(os.path.join(run_dir, names.SUMMARY_FILE), summary)
+    runs.RunFolder(run_dir).write_summary(summary)
     report.refresh(run_dir, log)
     return run_dir, summary
 
@@ -521,20 +560,12 @@ def _choose_split(config, spec, resume_dir, log):
 
 
 def _start_run(config, spec, train_ex, val_ex, official, class_stats):
-    run_dir = runs.new_run_dir(config.runs_dir)
-    runs.write_json(os.path.join(run_dir, names.CONFIG_FILE), json.loads(config.to_json()))
-    runs.write_json(os.path.join(run_dir, names.DATASET_FILE), spec.to_dict())
-    runs.write_json(os.path.join(run_dir, names.CLASS_STATS_FILE), class_stats)
-    runs.write_json(
-        os.path.join(run_dir, checkpoint.SPLIT_FILE),
-        {
-            "train": [e.name for e in train_ex],
-            "val": [e.name for e in val_ex],
-            "seed": config.seed,
-            "official_val": official,
-        },
-    )
-    return run_dir
+    folder = runs.RunFolder.create(config.runs_dir)
+    folder.write_config(config)
+    folder.write_spec(spec)
+    folder.write_class_stats(class_stats)
+    folder.write_split([e.name for e in train_ex], [e.name for e in val_ex], config.seed, official)
+    return folder.path
 
 
 def _worker_log(setup, log):
@@ -555,7 +586,7 @@ def _follow(sess, model, config, spec, train_split, resume_dir, state, log):
         progress = checkpoint.Progress.from_state(state)
     _fit(sess, model, config, spec, (train_split, None), ckpts, progress, [], None, log)
     log(f"finished epoch {config.epochs} of {config.epochs}")
-    worker = model["setup"].worker_index
+    worker = model.setup.worker_index
     return None, {"worker": worker, "train_seconds": progress.train_seconds}
 
 
@@ -565,13 +596,13 @@ def _fit(sess, model, config, spec, splits, ckpts, progress, history, writer, lo
     Ctrl-C or SIGTERM ends the loop after the current step with a checkpoint (`Interrupted`); a
     non-finite loss ends it at once, leaving the last good checkpoint as it was.
 
-    Under fcn.distribute (model["setup"]) each worker feeds its slice of whole global batches;
+    Under fcn.distribute (model.setup) each worker feeds its slice of whole global batches;
     a stop request is voted on with every step, so all workers stop after the same one; only
     the chief validates and writes (checkpoints, log, TensorBoard, overlays); a lost peer ends
     the job with the last complete checkpoint intact.
     """
     train_split, val_split = splits
-    setup = model.get("setup")
+    setup = model.setup
     chief = setup is None or setup.is_chief
     augmenter = Augmenter.from_config(config)
     order_rng = np.random.default_rng(config.seed + 1)
@@ -610,18 +641,18 @@ def _fit(sess, model, config, spec, splits, ckpts, progress, history, writer, lo
             t_epoch = time.time()
 
             def feed():  # this worker's stop request goes into every step's vote
-                return {model["is_training"]: True, model["stop_flag"]: float(stop.requested)}
+                return {model.is_training: True, model.stop_flag: float(stop.requested)}
 
             with distribute.lost_peer(setup, _last_good(ckpts) if chief else ""):
                 run_epoch(
                     sess,
                     batches,
-                    model["train_op"],
-                    model.get("step_loss", model["loss"]),
-                    model["image_input"],
-                    model["labels"],
-                    model["keep_prob"],
-                    model["learning_rate"],
+                    model.train_op,
+                    model.training_loss,
+                    model.image_input,
+                    model.labels,
+                    model.keep_prob,
+                    model.learning_rate,
                     config.keep_prob,
                     lambda i, epoch=epoch, first=progress.batch: learning_rate_at(
                         config, epoch, (first + i) / steps_per_epoch
@@ -629,8 +660,8 @@ def _fit(sess, model, config, spec, splits, ckpts, progress, history, writer, lo
                     steps_per_epoch - progress.batch,
                     desc=f"epoch {epoch}/{config.epochs}",
                     on_step=on_step,
-                    extra_feed=feed if setup else {model["is_training"]: True},
-                    extra_fetch=model.get("stop_votes"),
+                    extra_feed=feed if setup else {model.is_training: True},
+                    extra_fetch=model.stop_votes,
                 )
             step = int(sess.run(global_step))
             progress.train_seconds = seconds_before + time.time() - t_start
@@ -674,7 +705,8 @@ def _fit(sess, model, config, spec, splits, ckpts, progress, history, writer, lo
                 last or (config.overlay_every and epoch % config.overlay_every == 0)
             ):
                 folder = os.path.join(ckpts.run_dir, names.VAL_OVERLAYS_DIR, f"epoch_{epoch:03d}")
-                write_overlays(sess, model, folder, val_split.examples, spec, config.batch_size)
+                path = predictor(sess, model, config, spec)
+                write_overlays(path, folder, val_split.examples, spec)
             if voted[0] if setup else stop.requested:
                 raise _stopped(stop.signum, ckpts, f"after epoch {epoch}")
 

@@ -1,6 +1,6 @@
-"""Per-sample error analysis (fcn.analysis), the class legend (fcn.overlays), DenseCRF for any
-number of classes (fcn.crf) and the mean IoU over ground-truth classes (fcn.metrics), on
-hand-made 3-class arrays with hand-worked numbers. No TensorFlow."""
+"""Per-sample error analysis (fcn.analysis), the class legend (fcn.inference.overlays), DenseCRF
+for any number of classes (fcn.inference.crf) and the mean IoU over ground-truth classes
+(fcn.metrics), on hand-made 3-class arrays with hand-worked numbers. No TensorFlow."""
 
 import dataclasses
 import math
@@ -9,7 +9,9 @@ import cv2
 import numpy as np
 import pytest
 
-from fcn import analysis, crf, data, metrics, overlays
+from fcn import analysis, data, metrics
+from fcn.data import task
+from fcn.inference import crf, overlays
 
 approx = pytest.approx
 V = data.IGNORE_LABEL
@@ -59,7 +61,7 @@ def test_binary_sample_scores_are_the_positive_class():
     # road: TP 1, FN 1, FP 1 (the void pixel is not counted): IoU 1/3, P 1/2, R 1/2, F1 1/2.
     s = analysis.sample_scores(pred, label, data.KITTI_ROAD)
     assert s == {"iou": approx(1 / 3), "f1": approx(1 / 2), "precision": 0.5, "recall": 0.5}
-    assert analysis.headline(data.KITTI_ROAD) == "iou" and analysis.headline(TOY) == "mean_iou"
+    assert task.headline(data.KITTI_ROAD) == "iou" and task.headline(TOY) == "mean_iou"
 
 
 def test_cross_entropy_over_labelled_pixels_by_hand():

@@ -115,15 +115,15 @@ def _script_equivalence(out_dir, vgg_dir):
 
     def step(graph, sess, model):
         with graph.as_default():
-            loss = model.get("step_loss", model["loss"])
+            loss = model.training_loss
             _, value = sess.run(
-                [model["train_op"], loss],
+                [model.train_op, loss],
                 {
-                    model["image_input"]: images,
-                    model["labels"]: labels,
-                    model["learning_rate"]: 1e-3,
-                    model["keep_prob"]: 1.0,
-                    model["is_training"]: True,
+                    model.image_input: images,
+                    model.labels: labels,
+                    model.learning_rate: 1e-3,
+                    model.keep_prob: 1.0,
+                    model.is_training: True,
                 },
             )
             values = {v.op.name: sess.run(v) for v in tf.global_variables()}

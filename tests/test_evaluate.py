@@ -13,8 +13,10 @@ import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
 
-from fcn import analysis, cli, data, names, prediction, tboard
+from fcn import analysis, cli, data, names, tboard
 from fcn.commands import evaluate
+from fcn.data import task
+from fcn.inference.predictor import Predictor
 from fcn.kitti import bev, devkit
 
 approx = pytest.approx
@@ -304,8 +306,8 @@ def test_class_prediction_thresholds_binary_models():
     probs = np.array([[[0.7, 0.3], [0.55, 0.45]]], np.float32)  # (1, 2, 2): road is class 1
     spec = data.KITTI_ROAD
     # argmax would say not road twice; at threshold 0.4 the second pixel is road.
-    np.testing.assert_array_equal(prediction.decide_np(probs, spec, 0.4), [[0, 1]])
-    np.testing.assert_array_equal(prediction.decide_np(probs, spec, 0.5), [[0, 0]])
+    np.testing.assert_array_equal(task.decide(probs, spec, 0.4), [[0, 1]])
+    np.testing.assert_array_equal(task.decide(probs, spec, 0.5), [[0, 0]])
 
 
 def test_json_safe_writes_null_for_nan():
@@ -364,20 +366,17 @@ TOY = dataclasses.replace(
 )
 
 
-class _ColourModel:
-    """A stand-in for fcn.restore.Model: car (0.8) where red leads blue by 50 levels, person
-    where blue leads red by 50, else bg; 0.1 for the other two classes."""
+class _ColourModel(Predictor):
+    """A Predictor without a network: car (0.8) where red leads blue by 50 levels, person where
+    blue leads red by 50, else bg; 0.1 for the other two classes."""
 
-    def predict(self, images, threshold=None, batch_size=8):
-        out = []
-        for image in images:
-            rgb = image.astype(int)
-            cls = np.where(rgb[..., 0] - rgb[..., 2] > 50, 1, 0)
-            cls = np.where(rgb[..., 2] - rgb[..., 0] > 50, 2, cls)
-            probs = np.full(image.shape[:2] + (3,), 0.1, np.float32)
-            np.put_along_axis(probs, cls[..., None], 0.8, axis=-1)
-            out.append((probs, cls.astype(np.uint8)))
-        return out
+    def _predict_batch(self, batch, threshold):
+        rgb = batch.astype(int)
+        cls = np.where(rgb[..., 0] - rgb[..., 2] > 50, 1, 0)
+        cls = np.where(rgb[..., 2] - rgb[..., 0] > 50, 2, cls)
+        probs = np.full(batch.shape[:3] + (3,), 0.1, np.float32)
+        np.put_along_axis(probs, cls[..., None], 0.8, axis=-1)
+        return probs, cls.astype(np.uint8)
 
 
 def _toy_examples(folder):

@@ -13,9 +13,10 @@ import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
 
-from fcn import cli, data, prediction, restore
+from fcn import cli, data
 from fcn.commands import export
 from fcn.errors import UserError
+from fcn.inference import prediction, restore
 
 IMAGE_SHAPE = (64, 192)
 HAVE_ONNX = all(importlib.util.find_spec(m) for m in ("tf2onnx", "onnxruntime"))
@@ -56,8 +57,8 @@ def _images(seed):
 
 def _training_graph_road_prob(trained_run, images):
     """The run's own graph: its prediction path from uint8 images to the road probability."""
-    with restore.open_run(trained_run) as r:
-        return r.sess.run(r.probs_full, {r.images: images})[..., 1]
+    with restore.open_run(trained_run, precision_name="float32") as r:
+        return r.sess.run(r.tensors.probs_full, {r.tensors.images: images})[..., 1]
 
 
 def _saved_model_outputs(path, images):
@@ -84,7 +85,7 @@ def test_prediction_path_scales_maps_keep_prob_and_thresholds_by_hand():
         t = prediction.build(network, cfg, data.KITTI_ROAD)
         image = np.zeros((1, 1, 3, 3), np.uint8)
         image[0, 0, :, 0] = (0, 255, 128)
-        road, mask = sess.run([t["positive_prob"], t["mask"]], {t["images"]: image})
+        road, mask = sess.run([t.positive_prob, t.mask], {t.images: image})
     # centered: v / 255 - 0.5 -> -0.5, 0.5, 0.00196; sigmoid -> 0.37754, 0.62246, 0.50049.
     np.testing.assert_allclose(road, [[[0.37754, 0.62246, 0.50049]]], atol=1e-5)
     np.testing.assert_array_equal(mask, [[[0, 1, 0]]])  # threshold 0.6

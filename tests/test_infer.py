@@ -7,9 +7,11 @@ import cv2
 import numpy as np
 import pytest
 
-from fcn import cli, data, overlays, prediction, restore
+from fcn import cli, data
 from fcn.commands import infer as infer_command
+from fcn.data import task
 from fcn.errors import UserError
+from fcn.inference import overlays, restore
 
 IMAGE_SHAPE = (64, 192)
 FLOAT32 = ["--precision", "float32"]
@@ -25,9 +27,10 @@ def _write_rgb(path, rgb):
 
 def _expected_probs(trained_run, image):
     """The run's class probabilities of `image` at its own size, without the infer command."""
-    with restore.open_run(trained_run) as r:
+    with restore.open_run(trained_run, precision_name="float32") as r:
         small = cv2.resize(image, IMAGE_SHAPE[::-1], interpolation=cv2.INTER_AREA)
-        probs = overlays.predict_probs(r.sess, r.probs, r.image_input, r.keep_prob, small[None])[0]
+        t = r.tensors
+        probs = overlays.predict_probs(r.sess, t.probs, t.image_input, t.keep_prob, small[None])[0]
     return overlays.to_original_size(probs, *image.shape[:2])
 
 
@@ -35,7 +38,7 @@ def test_postprocess_hand_worked():
     # 1x2 network output upsampled to 1x2 (same size): road 0.8 | 0.3 -> mask 1 | 0.
     probs = np.array([[[0.2, 0.8], [0.7, 0.3]]], np.float32)
     image = np.array([[[10, 20, 30], [40, 50, 60]]], np.uint8)
-    decided = prediction.decide_np(probs, data.KITTI_ROAD, 0.5)
+    decided = task.decide(probs, data.KITTI_ROAD, 0.5)
     shown, road, mask = infer_command.postprocess(
         image, probs, decided, data.KITTI_ROAD, 0.5, alpha=0.5
     )
@@ -202,7 +205,7 @@ def test_postprocess_multiclass_palette_and_legend():
     # argmax decides: bg | car | person. The threshold plays no part in multiclass decisions.
     probs = np.array([[[0.5, 0.3, 0.2], [0.2, 0.5, 0.3], [0.1, 0.3, 0.6]]], np.float32)
     image = np.full((1, 3, 3), 100, np.uint8)
-    mask = prediction.decide_np(probs, spec, 0.99)
+    mask = task.decide(probs, spec, 0.99)
     np.testing.assert_array_equal(mask, [[0, 1, 2]])
     shown, positive, out_mask = infer_command.postprocess(
         image, probs, mask, spec, 0.99, alpha=0.5, legend="none"

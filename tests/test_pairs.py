@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
 
-from fcn import cli, restore
+from fcn import cli
+from fcn.inference import restore
 
 PAIRS = [("mobilenet_v2", "pix2pix"), ("unet", "unet")]
 
@@ -55,8 +56,11 @@ def test_pair_trains_and_its_run_evaluates_infers_and_exports(
     # Export and run predict the same pixels (moving statistics included in the export).
     test_image = np.random.default_rng(0).integers(0, 256, (1, 90, 300, 3), dtype=np.uint8)
     with (
-        restore.open_model(run_dir, "float32") as a,
-        restore.open_model(export_dir, "float32") as b,
+        restore.open_predictor(run_dir, "float32") as a,
+        restore.open_predictor(export_dir, "float32") as b,
     ):
-        (pa, ma), (pb, mb) = a.predict(list(test_image))[0], b.predict(list(test_image))[0]
+        (pa, ma), (pb, mb) = (
+            a.predict_each(list(test_image))[0],
+            b.predict_each(list(test_image))[0],
+        )
     assert np.abs(pa - pb).max() < 1e-4 and (ma == mb).mean() > 0.999

@@ -9,8 +9,10 @@ import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
 
-from fcn import data, prediction, restore
+from fcn import data
 from fcn.commands import export
+from fcn.data import task
+from fcn.inference import prediction, predictor, restore
 
 # Real KITTI test frames come in four sizes (1242x375, 1241x376, 1226x370, 1224x370).
 FRAMES = ("um_000084.png", "umm_000010.png", "uu_000066.png", "uu_000080.png")
@@ -27,7 +29,7 @@ def _frames(kitti_sample):
 
 
 # Network sizes below the frames: the case of every KITTI recipe (upscaling is not exact, see
-# fcn.prediction.area_weights).
+# fcn.inference.prediction.area_weights).
 @pytest.mark.parametrize("shape", [(160, 576), (96, 320), (64, 192), (370, 1224)])
 def test_resize_is_opencvs_inter_area_on_real_frames(kitti_sample, shape):
     images = _frames(kitti_sample)
@@ -62,13 +64,13 @@ def test_decide_thresholds_binary_and_argmaxes_multiclass():
         assert sess.run(prediction.decide(p, binary, 0.6)).tolist() == [[[0, 0]]]
         assert sess.run(prediction.decide(p, binary, 0.4)).tolist() == [[[1, 1]]]
         assert sess.run(prediction.decide(p, multi, 0.6)).tolist() == [[[1, 0]]]
-    np.testing.assert_array_equal(prediction.decide_np(probs, binary, 0.4), [[1, 1]])
-    np.testing.assert_array_equal(prediction.decide_np(probs, multi, 0.4), [[1, 0]])
+    np.testing.assert_array_equal(task.decide(probs, binary, 0.4), [[1, 1]])
+    np.testing.assert_array_equal(task.decide(probs, multi, 0.4), [[1, 0]])
 
 
 def test_size_batches_groups_runs_of_one_size():
     a, b = np.zeros((2, 3, 3)), np.zeros((4, 3, 3))
-    groups = [(start, batch.shape[0]) for start, batch in prediction.size_batches([a, a, b, a], 2)]
+    groups = [(start, batch.shape[0]) for start, batch in predictor.size_batches([a, a, b, a], 2)]
     assert groups == [(0, 2), (2, 1), (3, 1)]
 
 
@@ -78,10 +80,10 @@ def test_export_agrees_with_infer_on_full_size_real_frames(trained_run, kitti_sa
     out = str(tmp_path / "export")
     export.export(trained_run, out, log=lambda *a: None)
     images = _frames(kitti_sample)
-    with restore.open_model(trained_run, "float32") as run:
-        from_run = run.predict(images)
-    with restore.open_model(out, "float32") as exported:
-        from_export = exported.predict(images)
+    with restore.open_predictor(trained_run, "float32") as run:
+        from_run = run.predict_each(images)
+    with restore.open_predictor(out, "float32") as exported:
+        from_export = exported.predict_each(images)
     for image, (p_run, m_run), (p_exp, m_exp) in zip(images, from_run, from_export, strict=True):
         assert m_run.shape == m_exp.shape == image.shape[:2]
         assert (m_run == m_exp).mean() >= 0.999

@@ -20,8 +20,9 @@ import pytest
 import tensorflow.compat.v1 as tf
 from PIL import Image
 
-from fcn import checkpoint, cli, config, data, losses, restore, runs, train
+from fcn import checkpoint, cli, config, data, losses, runs, train
 from fcn.errors import UserError
+from fcn.inference import restore
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EPOCHS = 3
@@ -213,9 +214,16 @@ def test_state_json_names_complete_checkpoints_and_keeps_k_and_best(reference_ru
     assert sorted(f.split(".")[0] for f in files if f != "checkpoint") == (
         ["model-6"] * 3 + ["model-9"] * 3  # .data, .index, .meta
     )
-    assert state["best"].startswith("best/model-")
-    assert len([f for f in os.listdir(os.path.join(run_dir, "best")) if f.endswith(".index")]) == 1
-    # TF's own index agrees, so fcn.restore finds the same files.
+    # The best is one checkpoint, never a copy: one of the kept ones, or its own in best/.
+    in_best = [f for f in os.listdir(os.path.join(run_dir, "best")) if f.endswith(".index")]
+    if state["best"] in state["kept"]:
+        assert in_best == []
+    else:
+        assert state["best"].startswith("best/model-") and len(in_best) == 1
+    assert restore.find_checkpoint(run_dir, "best") == os.path.normpath(
+        os.path.join(run_dir, state["best"])
+    )
+    # TF's own index agrees, so fcn.inference.restore finds the same files.
     with restore.open_run(run_dir, "latest") as r:
         assert r.checkpoint == os.path.join(run_dir, state["checkpoint"])
     assert _log_epochs(run_dir) == [1, 2, 3]
@@ -311,8 +319,9 @@ def test_full_disk_keeps_the_previous_checkpoint(
     assert not [f for f in os.listdir(os.path.join(run_dir, "checkpoints")) if "model-6" in f]
     with restore.open_run(run_dir, "latest") as r:
         assert r.checkpoint.endswith("checkpoints/model-3")
+        t = r.tensors
         assert r.sess.run(
-            r.probs, {r.image_input: np.zeros((1, 32, 96, 3)), r.keep_prob: 1.0}
+            t.probs, {t.image_input: np.zeros((1, 32, 96, 3)), t.keep_prob: 1.0}
         ).shape == (1, 32, 96, 2)
 
 
@@ -461,3 +470,65 @@ def test_sigterm_saves_a_checkpoint_and_says_how_to_resume(synth_data, tiny_vgg,
     state = _state(run_dir)
     assert os.path.exists(os.path.join(run_dir, state["checkpoint"] + ".index"))
     assert not os.path.exists(os.path.join(run_dir, "summary.json"))
+
+
+def test_the_best_checkpoint_is_never_a_second_copy_of_a_step(tmp_path):
+    # One variable v = step. Saves at steps 1..4 with keep 1; steps 2 and 4 are bests.
+    run_dir = str(tmp_path)
+    graph = tf.Graph()
+    with graph.as_default(), tf.Session(graph=graph) as sess:
+        v = tf.get_variable("v", [], initializer=tf.zeros_initializer())
+        tf.train.get_or_create_global_step()
+        value = tf.placeholder(tf.float32, [])
+        assign = v.assign(value)
+        sess.run(tf.global_variables_initializer())
+        ckpts = checkpoint.Checkpoints(run_dir, keep=1)
+
+        def step(n, best):
+            sess.run(assign, {value: float(n)})
+            if best:
+                ckpts.save_best(sess, n)
+            ckpts.save(sess, n, checkpoint.Progress(epoch=n))
+            return _state(run_dir)
+
+        def files(folder):
+            return sorted(f for f in os.listdir(os.path.join(run_dir, folder)) if f != "checkpoint")
+
+        state = step(1, best=False)
+        assert state["best"] is None and files("checkpoints") == [
+            "model-1.data-00000-of-00001", "model-1.index", "model-1.meta"
+        ]  # fmt: skip
+        state = step(2, best=True)  # the best is the latest: best/ holds only TF's index
+        assert state["best"] == "checkpoints/model-2" and state["kept"] == ["checkpoints/model-2"]
+        assert os.listdir(os.path.join(run_dir, "best")) == ["checkpoint"]
+        assert restore.find_checkpoint(run_dir, "best") == os.path.join(
+            run_dir, "checkpoints", "model-2"
+        )
+        state = step(3, best=False)  # model-2 leaves `kept`: its files move into best/ as links
+        assert state["best"] == "best/model-2" and files("best") == [
+            "model-2.data-00000-of-00001", "model-2.index", "model-2.meta"
+        ]  # fmt: skip
+        assert [f.split(".")[0] for f in files("checkpoints")] == ["model-3"] * 3
+        assert restore.find_checkpoint(run_dir, "best") == os.path.join(run_dir, "best", "model-2")
+        state = step(4, best=True)  # a new best: the old one's files go
+        assert state["best"] == "checkpoints/model-4"
+        assert (
+            files("best") == []
+            and [f.split(".")[0] for f in files("checkpoints")] == ["model-4"] * 3
+        )
+        # Restoring the best gives its step's weights.
+        for prefix, want in ((state["best"], 4.0),):
+            saver = tf.train.Saver([v])
+            saver.restore(sess, os.path.join(run_dir, prefix))
+            assert sess.run(v) == want
+    # A resumed Checkpoints keeps the rule: step 5 moves model-4 into best/.
+    graph = tf.Graph()
+    with graph.as_default(), tf.Session(graph=graph) as sess:
+        v = tf.get_variable("v", [], initializer=tf.constant_initializer(5.0))
+        tf.train.get_or_create_global_step()
+        sess.run(tf.global_variables_initializer())
+        ckpts = checkpoint.Checkpoints(run_dir, keep=1, state=_state(run_dir))
+        ckpts.save(sess, 5, checkpoint.Progress(epoch=5))
+        assert _state(run_dir)["best"] == "best/model-4"
+        tf.train.Saver([v]).restore(sess, restore.find_checkpoint(run_dir, "best"))
+        assert sess.run(v) == 4.0

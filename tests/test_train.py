@@ -54,10 +54,12 @@ def test_run_folder_is_complete(tiny_run):
         assert key in on_disk
     assert on_disk["epochs"] == 6 and on_disk["train_seconds"] > 0
     assert os.path.exists(os.path.join(run_dir, "best", "checkpoint"))
-    assert (
-        len([f for f in os.listdir(os.path.join(run_dir, "checkpoints")) if f.endswith(".index")])
-        == 3
-    )
+    # The latest checkpoint only (--keep-checkpoints 1, the default); the best is that one or
+    # its own in best/, never a copy of the same step.
+    latest = [f for f in os.listdir(os.path.join(run_dir, "checkpoints")) if f.endswith(".index")]
+    assert len(latest) == cfg.keep_checkpoints == 1
+    best = [f for f in os.listdir(os.path.join(run_dir, "best")) if f.endswith(".index")]
+    assert not set(best) & set(latest)
     # Validation overlays at epochs 3 and 6; test overlays at each image's original size.
     assert sorted(os.listdir(os.path.join(run_dir, "val_overlays"))) == ["epoch_003", "epoch_006"]
     import cv2
@@ -99,7 +101,7 @@ def test_crop_trains_on_windows_and_validates_whole_images(tiny_config, tmp_path
 
 
 def test_overlay_paints_green_only_where_road():
-    from fcn import overlays
+    from fcn.inference import overlays
 
     image = np.full((2, 2, 3), 100, np.uint8)
     prob = np.array([[0.9, 0.1], [0.6, 0.4]], np.float32)
@@ -190,13 +192,13 @@ def test_freeze_keeps_named_encoder_variables_fixed(tiny_vgg):
         rng = np.random.default_rng(0)
         labels = (rng.random((2, 64, 96)) < 0.5).astype(np.uint8)  # class ids
         feed = {
-            model["image_input"]: rng.uniform(0, 255, (2, 64, 96, 3)),
-            model["labels"]: labels,
-            model["keep_prob"]: 1.0,
-            model["learning_rate"]: 1e-2,
-            model["is_training"]: True,
+            model.image_input: rng.uniform(0, 255, (2, 64, 96, 3)),
+            model.labels: labels,
+            model.keep_prob: 1.0,
+            model.learning_rate: 1e-2,
+            model.is_training: True,
         }
-        sess.run(model["train_op"], feed)
+        sess.run(model.train_op, feed)
         after = sess.run(variables)
     assert np.array_equal(before["fc6/kernel"], after["fc6/kernel"])
     assert np.array_equal(before["fc7/bias"], after["fc7/bias"])
@@ -229,12 +231,12 @@ def test_freeze_works_for_every_encoder(encoder, scope):
         before = sess.run([frozen, other])
         rng = np.random.default_rng(0)
         feed = {
-            model["image_input"]: rng.uniform(0, 255, (2, 64, 64, 3)),
-            model["labels"]: (rng.random((2, 64, 64)) < 0.5).astype(np.uint8),
-            model["learning_rate"]: 1e-2,
-            model["is_training"]: True,
+            model.image_input: rng.uniform(0, 255, (2, 64, 64, 3)),
+            model.labels: (rng.random((2, 64, 64)) < 0.5).astype(np.uint8),
+            model.learning_rate: 1e-2,
+            model.is_training: True,
         }
-        sess.run(model["train_op"], feed)
+        sess.run(model.train_op, feed)
         after = sess.run([frozen, other])
     assert all(np.array_equal(before[0][n], after[0][n]) for n in frozen)
     assert any(not np.array_equal(before[1][n], after[1][n]) for n in other)

@@ -1,5 +1,6 @@
-"""Test-time augmentation (fcn.tta): copies that map back exactly, the mean worked by hand, the
-prediction path that averages only when predicting, and a run and its export that agree."""
+"""Test-time augmentation (fcn.inference.tta): copies that map back exactly, the mean worked by
+hand, the prediction path that averages only when predicting, and a run and its export that
+agree."""
 
 import importlib.util
 import json
@@ -9,9 +10,10 @@ import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
 
-from fcn import config, data, prediction, restore, train, tta
+from fcn import config, data, train
 from fcn.commands import evaluate, export
 from fcn.errors import UserError
+from fcn.inference import prediction, restore, tta
 
 HAVE_ONNX = all(importlib.util.find_spec(m) for m in ("tf2onnx", "onnxruntime"))
 
@@ -74,10 +76,10 @@ def test_the_prediction_path_averages_only_when_predicting():
     image[0, :2, :4, 0] = 255  # first channel 1.0 at the map's pixels
     with tf.Graph().as_default(), tf.Session() as sess:
         path = _tiny_path("hflip", spec)
-        feed = {path["images"]: image}
-        probs, logits = sess.run([path["probs"], path["logits"]], feed)
-        train_probs = sess.run(path["probs"], {**feed, path["is_training"]: True})
-        alone = sess.run(path["probs"], {**feed, path["tta"]: False})
+        feed = {path.images: image}
+        probs, logits = sess.run([path.probs, path.logits], feed)
+        train_probs = sess.run(path.probs, {**feed, path.is_training: True})
+        alone = sess.run(path.probs, {**feed, path.tta: False})
     sigmoid = 1 / (1 + np.exp(-np.array([0.0, 1.0, 2.0, 3.0])))
     # Training: the image alone, softmax of (0, ramp) = sigmoid(ramp) for the positive class.
     np.testing.assert_allclose(train_probs[0, 0, :, 1], sigmoid, atol=1e-6)
@@ -93,7 +95,7 @@ def test_without_tta_the_path_is_the_single_pass():
     with tf.Graph().as_default():
         path = _tiny_path("none", spec)
         ops = {op.type for op in tf.get_default_graph().get_operations()}
-    assert "ReverseV2" not in ops and "tta" not in path
+    assert "ReverseV2" not in ops and path.tta is None
 
 
 def test_config_checks_the_set_and_the_square_for_transposes():
@@ -112,17 +114,18 @@ def test_a_run_with_tta_validates_and_exports_the_averaged_prediction(tiny_confi
     saved = json.load(open(os.path.join(run_dir, "config.json")))
     assert saved["tta"] == "flips"
     images = np.random.default_rng(1).integers(0, 256, (2, 50, 150, 3), dtype=np.uint8)
-    with restore.open_run(run_dir) as r:
-        got, mean, logits, net = r.sess.run(
+    with restore.open_run(run_dir, precision_name="float32") as run:
+        r = run.tensors
+        got, mean, logits, net = run.sess.run(
             [r.probs_full, r.probs, r.logits, r.image_input], {r.images: images}
         )
         # Each copy alone, by hand: is_training runs the batch as fed (this VGG16 + FCN-8 has
         # no batch norm, and keep_prob stays 1), so only the averaging is switched off.
-        is_training = r.sess.graph.get_tensor_by_name("is_training:0")
+        is_training = run.sess.graph.get_tensor_by_name("is_training:0")
         single = []
         for axes in ([], [2], [1], [1, 2]):
             flipped = np.flip(net, axes) if axes else net
-            p = r.sess.run(r.probs, {r.image_input: flipped, is_training: True})
+            p = run.sess.run(r.probs, {r.image_input: flipped, is_training: True})
             single.append(np.flip(p, axes) if axes else p)
     assert logits.shape[:3] == (2, 64, 192)  # the images' own logits, not the copies'
     logs = []
@@ -135,15 +138,15 @@ def test_a_run_with_tta_validates_and_exports_the_averaged_prediction(tiny_confi
     # With the extras, the export's own check runs the ONNX model against TensorFlow's.
     export.export(run_dir, out, onnx=HAVE_ONNX, log=lambda *a: None)
     assert os.path.isfile(os.path.join(out, "model.onnx")) == HAVE_ONNX
-    with restore.open_model(out, "float32") as m:
-        served = m.predict(list(images), batch_size=2)
+    with restore.open_predictor(out, "float32", batch_size=2) as m:
+        served = m.predict_each(list(images))
     np.testing.assert_allclose(np.stack([p for p, _ in served]), got, atol=1e-5)
     # --no-tta: the run and its export predict the image alone (network-size images, so the
     # resize and the upsampling are identities and the probabilities are the first copy's).
     originals = list(net.astype(np.uint8))
     for source in (run_dir, out):
-        with restore.open_model(source, "float32", tta=False) as m:
-            alone = np.stack([p for p, _ in m.predict(originals, batch_size=2)])
+        with restore.open_predictor(source, "float32", tta=False, batch_size=2) as m:
+            alone = np.stack([p for p, _ in m.predict_each(originals)])
         np.testing.assert_allclose(alone, single[0], atol=1e-5)
         assert np.abs(alone - mean).max() > 1e-4  # and that is not the average (10x the tolerance)
     logs = []

@@ -8,7 +8,12 @@ One run builds the model once and measures, at one image shape and batch size:
     pipeline_img_s       the input pipeline alone: `epoch_batches` with augmentation through
                          `prefetch`, no model; the augmentation is the one train's flags ask for
                          (--flip-prob, --rotate-prob, --noise-prob, ...: Augmenter.from_config)
-    infer_img_s          forward pass to probabilities with keep_prob 1
+    infer_img_s          prediction through the Predictor every command uses
+                         (fcn.inference.predictor): uint8 images at the network size -> class
+                         probabilities and masks
+    mask_agreement_float32  the share of mask pixels this precision's Predictor decides as a
+                         float32 one does, on the same weights and the bench's images (1.0 when
+                         the run is float32)
     naive_train_img_s    the Udacity helper's way: PNGs read and resized again for every batch,
                          one-hot in NumPy, feed_dict, a plain float32 session, no prefetching
     pipeline_fraction    (batch / pipeline_img_s) / (batch / train_img_s): the share of a step
@@ -56,6 +61,7 @@ RESULT_KEYS = (
     "naive_train_img_s",
     "pipeline_fraction",
     "peak_rss_mb",
+    "mask_agreement_float32",
     "precision",
     "image_shape",
     "batch_size",
@@ -261,6 +267,10 @@ def format_table(r):
         ),
         ("peak memory", f"{r['peak_rss_mb']:.0f} MB"),
         (
+            "masks vs float32",
+            f"{100 * r['mask_agreement_float32']:.2f}% of pixels agree ({r['precision']})",
+        ),
+        (
             "FLOPs per image",
             f"{r['forward_flops_per_image'] / 1e9:.2f} G forward, "
             f"{r['train_flops_per_image'] / 1e9:.2f} G training ({TRAIN_FLOPS_FACTOR}x)",
@@ -459,17 +469,19 @@ def _measure(config, split, spec, steps, repeats, log):
         m = train.build_model(sess, config, nc)
         images, labels = next(stream)
         fixed = {
-            m["image_input"]: _handle(sess, images),
-            m["labels"]: _handle(sess, labels),
-            m["keep_prob"]: config.keep_prob,
-            m["learning_rate"]: config.learning_rate,
-            m["is_training"]: True,
+            m.image_input: _handle(sess, images),
+            m.labels: _handle(sess, labels),
+            m.keep_prob: config.keep_prob,
+            m.learning_rate: config.learning_rate,
+            m.is_training: True,
         }
-        infer_feed = {m["image_input"]: images, m["keep_prob"]: 1.0}
+        # Prediction as every command does it: uint8 images through the Predictor.
+        path = train.predictor(sess, m, config, spec, batch_size=b)
+        to_predict = np.clip(np.rint(images), 0, 255).astype(np.uint8)
 
         def compute(n):
             for _ in range(n):
-                sess.run([m["train_op"], m["loss"]], fixed)
+                sess.run([m.train_op, m.loss], fixed)
 
         def end_to_end(n):
             # Exactly the training loop: a prefetch thread per epoch feeding run_epoch.
@@ -477,17 +489,17 @@ def _measure(config, split, spec, steps, repeats, log):
             train.run_epoch(
                 sess,
                 batches,
-                m["train_op"],
-                m["loss"],
-                m["image_input"],
-                m["labels"],
-                m["keep_prob"],
-                m["learning_rate"],
+                m.train_op,
+                m.loss,
+                m.image_input,
+                m.labels,
+                m.keep_prob,
+                m.learning_rate,
                 config.keep_prob,
                 config.learning_rate,
                 total=n,
                 desc="bench train",
-                extra_feed={m["is_training"]: True},
+                extra_feed={m.is_training: True},
             )
 
         def pipeline(n):
@@ -496,7 +508,7 @@ def _measure(config, split, spec, steps, repeats, log):
 
         def infer(n):
             for _ in range(n):
-                sess.run(m["probs"], infer_feed)
+                path.predict(to_predict)
 
         kinds = {
             "pipeline_img_s": (pipeline, PIPELINE_BATCHES),
@@ -515,7 +527,30 @@ def _measure(config, split, spec, steps, repeats, log):
                 f"repeat {r + 1}/{repeats}: "
                 + ", ".join(f"{k} {v[-1]:.3f}" for k, v in rates.items())
             )
-    return {key: statistics.median(values) for key, values in rates.items()}
+        figures = {key: statistics.median(values) for key, values in rates.items()}
+        figures["mask_agreement_float32"] = _float32_agreement(sess, m, config, spec, to_predict)
+    return figures
+
+
+def _float32_agreement(sess, model, config, spec, images):
+    """Share of mask pixels on which the run's precision and float32 agree: the same weights
+    (saved from `sess`) restored into a float32 session of the same graph, both through the
+    Predictor."""
+    import tensorflow.compat.v1 as tf
+
+    from fcn import precision, train
+
+    if config.precision == "float32":
+        return 1.0
+    _, mask = train.predictor(sess, model, config, spec).predict(images)
+    saver = tf.train.Saver(tf.global_variables())
+    with tempfile.TemporaryDirectory() as folder:
+        prefix = saver.save(sess, os.path.join(folder, "weights"), write_meta_graph=False)
+        with tf.Session(graph=sess.graph, config=precision.session_config("float32")) as exact:
+            saver.restore(exact, prefix)
+            float32 = config.replace(precision="float32")
+            _, reference = train.predictor(exact, model, float32, spec).predict(images)
+    return float((mask == reference).mean())
 
 
 def _measure_naive(config, examples, spec, steps, repeats, log):
@@ -536,14 +571,14 @@ def _measure_naive(config, examples, spec, steps, repeats, log):
         def naive(n):
             for images, labels in itertools.islice(stream, n):
                 sess.run(
-                    [m["train_op"], m["loss"]],
+                    [m.train_op, m.loss],
                     {
-                        m["image_input"]: images,
+                        m.image_input: images,
                         # Its one-hot labels as the graph's class ids (road = column 1).
-                        m["labels"]: labels[..., 1].astype(np.uint8),
-                        m["is_training"]: True,
-                        m["keep_prob"]: config.keep_prob,
-                        m["learning_rate"]: config.learning_rate,
+                        m.labels: labels[..., 1].astype(np.uint8),
+                        m.is_training: True,
+                        m.keep_prob: config.keep_prob,
+                        m.learning_rate: config.learning_rate,
                     },
                 )
 

@@ -95,13 +95,13 @@ def _score(recipe, run_dir, summary):
     split at each image's original size (`evaluate`: probabilities resized back, then decided),
     not on the network-size copies that training validates on. None without a validation split.
     """
-    from fcn import data, names, runs
+    from fcn import runs
     from fcn.commands import evaluate
 
     if not summary.get("val_images"):
         return None
     result = evaluate.evaluate_run(run_dir, split="val", checkpoint="latest")
-    spec = data.DatasetSpec.from_dict(runs.read_json(os.path.join(run_dir, names.DATASET_FILE)))
+    spec = runs.RunFolder(run_dir).read_spec()
     return recipes.score(recipe, result, spec)
 
 

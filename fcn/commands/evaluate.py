@@ -32,9 +32,11 @@ import os
 import numpy as np
 
 from fcn import analysis, data, metrics, names, runs
-from fcn import crf as densecrf
 from fcn.commands import flags
+from fcn.data import task
 from fcn.errors import UserError
+from fcn.inference import crf as densecrf
+from fcn.inference.predictor import DEFAULT_PRECISION
 from fcn.kitti import devkit, submission
 
 EVAL_DIR = names.EVAL_DIR
@@ -215,12 +217,6 @@ def _select(examples, split_names, split, run_dir, data_dir):
     return [by_name[n] for n in wanted]
 
 
-def _predict_originals(model, originals, threshold):
-    """[(probs (H, W, C), mask (H, W))] of each image at its own size, through the one
-    prediction path (fcn.prediction: resized as in training, upsampled back, decided)."""
-    return model.predict(originals, threshold, BATCH_SIZE)
-
-
 def _batches(examples, size=BATCH_SIZE):
     for start in range(0, len(examples), size):
         chunk = examples[start : start + size]
@@ -273,27 +269,27 @@ def _example_metadata(example, spec):
 def score_examples(model, examples, spec, threshold, worst=DEFAULT_WORST, crf=False, log=print):
     """Predict, (refine,) decide and score every example: the evaluation without files.
 
-    model: anything with predict(images, threshold, batch_size) -> [(probs (H, W, C), mask)]
-    (fcn.restore.Model). Returns (scores, rows, ranked): the pooled _DatasetScores, one
-    fcn.analysis row per image in order, and [(name, score, captioned error picture)] of the
+    model: a Predictor (fcn.inference.predictor; only its predict_each is used), so the images
+    are resized as in training, upsampled back and decided by the one prediction path.
+    Returns (scores, rows, ranked): the pooled _DatasetScores, one fcn.analysis row per image
+    in order, and [(name, score, captioned error picture)] of the
     `worst` lowest headline scores, worst first.
     """
-    from fcn import prediction
-
     scores = _DatasetScores(spec)
     gallery = _Worst(worst)
-    headline, label_text = analysis.headline(spec), analysis.headline_label(spec)
+    headline, label_text = task.headline(spec), task.headline_label(spec)
     keys = analysis.error_keys(spec)
     rows, notes = [], []
     for chunk, originals in _batches(examples):
         for ex, image, (probs, pred) in zip(
-            chunk, originals, _predict_originals(model, originals, threshold), strict=True
+            chunk, originals, model.predict_each(originals, threshold), strict=True
         ):
             label, gt_rgb = read_ground_truth(ex, spec, image.shape, warn=notes.append)
             if crf:
-                probs = densecrf.refine(image, probs)
-                pred = prediction.decide_np(probs, spec, threshold)
-            positive = probs[..., spec.positive_class] if spec.task == "binary" else None
+                probs, pred = task.refine_then_decide(
+                    image, probs, spec, threshold, densecrf.refine
+                )
+            positive = task.positive_probs(probs, spec)
             scores.add(ex.category, positive, pred, label, gt_rgb)
             extra = _example_metadata(ex, spec)
             row = analysis.sample_row(ex.name, ex.category, image, probs, pred, label, spec, extra)
@@ -319,15 +315,16 @@ def evaluate_run(
     checkpoint="best",
     crf=False,
     tta=True,
+    precision_name=DEFAULT_PRECISION,
     log=print,
 ):
     """Score a run's checkpoint on a split and write RUN_DIR/eval/ (and the submission).
-    tta False: each image alone where the run was trained with --tta.
+    tta False: each image alone where the run was trained with --tta. precision_name: the
+    Predictor's (the same default as infer's, so the score is that of what infer writes).
 
     Returns the metrics dict written to metrics.json (NaN for undefined values in memory).
     """
-    from fcn import config as cfg
-    from fcn import restore  # TensorFlow: imported only when a model is needed
+    from fcn.inference import restore  # TensorFlow: imported only when a model is needed
 
     if not os.path.isdir(run_dir):
         raise UserError(f"run folder {run_dir} does not exist; pass a folder from runs/")
@@ -339,18 +336,20 @@ def evaluate_run(
         raise UserError("--bev transforms the submission maps; add --submit")
     if crf:
         densecrf.densecrf_module()
-    if restore.is_export(run_dir):
-        config = cfg.Config.from_dict(restore.read_metadata(run_dir)["config"])
-        if split != "all" and not os.path.isfile(os.path.join(run_dir, names.SPLIT_FILE)):
-            raise UserError(f"the export {run_dir} carries no split.json; use --split all")
-    else:
-        config = cfg.Config.from_dict(runs.read_json(os.path.join(run_dir, names.CONFIG_FILE)))
-    split_names = {} if split == "all" else runs.read_json(os.path.join(run_dir, names.SPLIT_FILE))
-    data_dir = data_dir or config.data_dir
-    threshold = config.threshold if threshold is None else threshold
-    _check_threshold(threshold)
+    if threshold is not None:
+        _check_threshold(threshold)
+    folder = runs.RunFolder(run_dir)  # an export carries the run's split.json too
+    if split != "all" and not folder.has(names.SPLIT_FILE):
+        what = "the export" if restore.is_export(run_dir) else "the run folder"
+        raise UserError(f"{what} {run_dir} carries no split.json; use --split all")
+    split_names = {} if split == "all" else folder.read_split()
 
-    with restore.open_model(run_dir, "float32", checkpoint, tta=tta) as restored:
+    with restore.open_predictor(
+        run_dir, precision_name, checkpoint, tta=tta, batch_size=BATCH_SIZE
+    ) as restored:
+        config = restored.config
+        data_dir = data_dir or config.data_dir
+        threshold = restored.threshold if threshold is None else threshold
         spec = restored.spec  # the run's own classes (its dataset.json), not today's registry
         examples = _select(data.list_pairs(data_dir, spec), split_names, split, run_dir, data_dir)
         test_examples, calibs = [], None
@@ -362,7 +361,7 @@ def evaluate_run(
                 folder = os.path.join(data_dir, spec.root, spec.test_images)
                 raise UserError(f"--submit found no test images in {folder}; is --data-dir right?")
             calibs = submission.calib_paths(data_dir, spec, test_examples) if use_bev else None
-        tta = restored.tta_name
+        tta = restored.tta
         refined = (f" averaged over --tta {tta} copies" if tta != "none" else "") + (
             " with DenseCRF" if crf else ""
         )
@@ -386,7 +385,8 @@ def evaluate_run(
         threshold=threshold,
         task=spec.task,
         crf=bool(crf),
-        tta=restored.tta_name,
+        tta=restored.tta,
+        precision=restored.precision,
     )
     out_dir = os.path.join(run_dir, EVAL_DIR)
     written = write_reports(out_dir, result, rows, ranked, spec)
@@ -418,7 +418,7 @@ def analysis_fields(rows):
 def write_reports(out_dir, result, rows, ranked, spec):
     """RUN/eval/: metrics.json, per_image.csv, confusion.png, plots/, worst/, summary.md (and
     iou_vs_metadata.png for binary datasets). Returns the names written, for the log."""
-    headline, label_text = analysis.headline(spec), analysis.headline_label(spec)
+    headline, label_text = task.headline(spec), task.headline_label(spec)
     fields = analysis_fields(rows)
     groups, correlations = analysis.what_scores_worse(rows, headline, fields)
     result["what_scores_worse"] = {
@@ -636,7 +636,7 @@ def summary_markdown(result, rows, worst_names, spec=None, plots=()):
     """RUN_DIR/eval/summary.md: the tables, what scores worse, the worst images
     ([(filename, name)] in rank order) and the plots (file names in plots/)."""
     spec = spec or data.KITTI_ROAD
-    headline, label_text = analysis.headline(spec), analysis.headline_label(spec)
+    headline, label_text = task.headline(spec), task.headline_label(spec)
     decided = (
         "argmax of the class probabilities"
         if spec.task == "multiclass"
@@ -655,6 +655,7 @@ def summary_markdown(result, rows, worst_names, spec=None, plots=()):
             else ""
         )
         + (" after DenseCRF refinement" if result.get("crf") else ""),
+        *([f"- compute precision: {result['precision']}"] if result.get("precision") else []),
         "",
     ]
     if "kitti" in result:
@@ -817,6 +818,7 @@ def add_arguments(parser):
     )
     flags.crf(model)
     flags.no_tta(model)
+    flags.precision(model)
     files = parser.add_argument_group("score probability maps (no model)")
     files.add_argument("--prob-dir", metavar="DIR", help="<cat>_road_<id>.png road probabilities")
     files.add_argument("--gt-dir", metavar="DIR", help="KITTI gt images (gt_image_2)")
@@ -842,6 +844,7 @@ def run(args):
             checkpoint=args.checkpoint,
             crf=args.crf,
             tta=args.tta,
+            precision_name=args.precision,
         )
         return 0
     if not (args.prob_dir and args.gt_dir):

@@ -6,11 +6,12 @@ OUT/ holds
                       images uint8 (N, H, W, 3) RGB of any H, W ->
                       probs float32 (N, H, W, C), mask uint8 (N, H, W) class ids, and for
                       binary datasets <positive class>_prob (N, H, W), e.g. road_prob.
-                      It is the training graph's own prediction path (fcn.prediction: INTER_AREA
-                      resize, normalise, network, bilinear upsampling, decision) frozen, so a
-                      served model sees the pixels it was trained on (with the run's --tta,
-                      the mean over the flipped copies: fcn.tta); the weights are constants
-                      (variables/ is empty). For TF Serving, use OUT as a version folder:
+                      It is the training graph's own prediction path
+                      (fcn.inference.prediction: INTER_AREA resize, normalise, network,
+                      bilinear upsampling, decision) frozen, so a served model sees the pixels
+                      it was trained on (with the run's --tta, the mean over the flipped
+                      copies: fcn.inference.tta); the weights are constants (variables/ is
+                      empty). For TF Serving, use OUT as a version folder:
                       models/<name>/1/.
     frozen_graph.pb   the same graph as one GraphDef, for tools that want one
     model.onnx        (--onnx) the frozen graph through tf2onnx, checked with onnxruntime
@@ -34,7 +35,8 @@ from fcn import names, runs
 from fcn.commands import flags
 from fcn.errors import UserError
 
-# Graph interface of the export: the training graph's prediction path (fcn.prediction), frozen.
+# Graph interface of the export: the training graph's prediction path, frozen
+# (fcn.inference.prediction).
 INPUT_NAME = names.IMAGES
 PROBS_NAME = "probs"  # signature output: float32 (N, H, W, C), the graph's probs_full
 MASK_NAME = names.MASK
@@ -214,7 +216,7 @@ def _metadata(run_dir, checkpoint, config, spec, onnx_diff):
         "config": json.loads(config.to_json()),
         "dataset": spec.name,
         # The whole spec (classes, palette, label format): `infer --run OUT` rebuilds it from
-        # here (fcn.restore.export_spec), as from a run's dataset.json.
+        # here (fcn.inference.restore.export_spec), as from a run's dataset.json.
         "dataset_spec": spec.to_dict(),
         "task": spec.task,
         "class_names": list(spec.class_names),
@@ -224,15 +226,7 @@ def _metadata(run_dir, checkpoint, config, spec, onnx_diff):
         "saved_model": {"tag": SERVE_TAG, "signature": SIGNATURE_KEY},
         "inputs": {INPUT_NAME: "uint8 (N, H, W, 3) RGB, any H, W"},
         "outputs": described,
-        # Graph tensors of the prediction path, for `infer --run EXPORT` (fcn.prediction).
-        # A multi-class mask is the argmax: freezing prunes the unused threshold input.
-        "tensors": {
-            "images": tensor_name(names.IMAGES),
-            "probs_full": tensor_name(names.PROBS_FULL),
-            "mask": tensor_name(names.MASK),
-            **({"threshold": tensor_name(names.THRESHOLD)} if spec.task == "binary" else {}),
-            **({"tta": tensor_name(names.TTA)} if config.tta != "none" else {}),
-        },
+        "tensors": _tensor_names(config, spec),
         "frozen_graph": FROZEN_GRAPH_FILE,
         "onnx": None
         if onnx_diff is None
@@ -240,14 +234,31 @@ def _metadata(run_dir, checkpoint, config, spec, onnx_diff):
     }
 
 
+def _tensor_names(config, spec):
+    """Graph tensors of the prediction path (fcn.inference.prediction.PredictionTensors'
+    fields), for `infer --run EXPORT`. A multi-class mask is the argmax: freezing prunes the
+    unused threshold input."""
+    return {
+        "images": tensor_name(names.IMAGES),
+        "probs_full": tensor_name(names.PROBS_FULL),
+        "mask": tensor_name(names.MASK),
+        **({"threshold": tensor_name(names.THRESHOLD)} if spec.task == "binary" else {}),
+        **({"tta": tensor_name(names.TTA)} if config.tta != "none" else {}),
+    }
+
+
 # Fixed at serving time: the network input comes from the resize, no training, no dropout.
 _SERVING_FIXED = (names.IMAGE_INPUT, names.IS_TRAINING, names.KEEP_PROB)
 
 
-def _write_tensorflow(frozen, spec, folder, sample):
+def _write_tensorflow(frozen, config, spec, folder, sample):
     """SavedModel and frozen graph into `folder`; returns (serving GraphDef, probs_full of
-    `sample`, the reference for the ONNX check)."""
+    `sample`: the reference for the ONNX check, predicted through the exported graph as a
+    float32 Predictor, as `infer --run OUT --precision float32` would)."""
     import tensorflow.compat.v1 as tf
+
+    from fcn.inference import prediction
+    from fcn.inference.predictor import SessionPredictor
 
     serving_def = _defaults_fixed(frozen, _SERVING_FIXED)
     graph = tf.Graph()
@@ -257,16 +268,18 @@ def _write_tensorflow(frozen, spec, folder, sample):
         runs.atomic_write_bytes(
             os.path.join(folder, FROZEN_GRAPH_FILE), serving_def.SerializeToString()
         )
-        get = graph.get_tensor_by_name
-        reference = sess.run(
-            get(tensor_name(names.PROBS_FULL)), {get(tensor_name(INPUT_NAME)): sample}
-        )
+        found = {k: graph.get_tensor_by_name(v) for k, v in _tensor_names(config, spec).items()}
+        exported = SessionPredictor(
+            sess, prediction.PredictionTensors(**found), config, spec, "float32", folder,
+            batch_size=len(sample), owns_session=False,
+        )  # fmt: skip
+        reference, _ = exported.predict(sample)
     return serving_def, reference
 
 
 def export(run_dir, out_dir, onnx=False, which="best", log=print):
     """Write the export of `run_dir` to `out_dir` (new or empty); returns its metadata dict."""
-    from fcn import restore
+    from fcn.inference import restore
 
     _check_out(out_dir)
     if onnx:
@@ -280,7 +293,7 @@ def export(run_dir, out_dir, onnx=False, which="best", log=print):
     staging = tempfile.mkdtemp(prefix=f".{os.path.basename(os.path.abspath(out_dir))}.", dir=parent)
     sample = np.random.default_rng(0).integers(0, 256, _CHECK_SHAPE, dtype=np.uint8)
     try:
-        serving_def, reference = _write_tensorflow(frozen, spec, staging, sample)
+        serving_def, reference = _write_tensorflow(frozen, config, spec, staging, sample)
         del frozen  # free this copy of the weights before tf2onnx makes its own
         gc.collect()
         onnx_diff = None

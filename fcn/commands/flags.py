@@ -35,12 +35,14 @@ def batch_size(parser, default=PREDICT_BATCH_SIZE):
 
 
 def precision(parser):
+    # One default for every command that predicts (fcn.inference.predictor.DEFAULT_PRECISION),
+    # so evaluate scores what infer writes.
     parser.add_argument(
         "--precision",
         choices=cfg.PRECISIONS,
         default="auto",
-        help="compute precision (default: auto: fp16 on a GPU, bf16 on CPUs with bf16 "
-        "instructions, else float32)",
+        help="compute precision when predicting (default: auto: fp16 on a GPU, bf16 on CPUs "
+        "with bf16 instructions, else float32); recorded with the results",
     )
 
 
@@ -64,7 +66,7 @@ def crf(parser):
 
 
 def legend(parser):
-    from fcn import overlays  # cv2: only the commands that paint need it
+    from fcn.inference import overlays  # cv2: only the commands that paint need it
 
     parser.add_argument(
         "--legend",

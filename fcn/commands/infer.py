@@ -28,10 +28,13 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 from tqdm import tqdm
 
-from fcn import crf as densecrf
-from fcn import data, overlays, runs
+from fcn import data, runs
 from fcn.commands import flags
+from fcn.data import task
 from fcn.errors import UserError
+from fcn.inference import crf as densecrf
+from fcn.inference import overlays
+from fcn.inference.predictor import DEFAULT_PRECISION
 from fcn.kitti import devkit
 
 VIDEO_EXTS = (".mp4", ".avi", ".mov", ".mkv")
@@ -173,7 +176,7 @@ def probe_video(path):
 # --------------------------------------------------------------------------------------------
 
 
-# DenseCRF lives in fcn.crf (evaluate uses it too); these names stay for existing callers.
+# DenseCRF lives in fcn.inference.crf (evaluate uses it too); these names stay for existing callers.
 densecrf_module = densecrf.densecrf_module
 crf_refine = densecrf.refine
 
@@ -184,12 +187,9 @@ def postprocess(image, probs, mask, spec, threshold, alpha, crf=False, legend="n
     refines the probabilities first and decides again (threshold for binary datasets, argmax
     for multiclass). legend: one of overlays.LEGENDS; a strip below the overlay unless 'none'."""
     if crf:
-        from fcn import prediction
-
-        probs = crf_refine(image, probs)
-        mask = prediction.decide_np(probs, spec, threshold)
+        probs, mask = task.refine_then_decide(image, probs, spec, threshold, crf_refine)
     shown = overlays.paint_with_legend(image, mask, spec, alpha, legend)
-    positive = probs[..., spec.positive_class] if spec.task == "binary" else None
+    positive = task.positive_probs(probs, spec)
     return shown, positive, mask
 
 
@@ -225,7 +225,7 @@ def _image_batches(jobs, batch_size):
 def _run_images(model, jobs, options, pool, bar):
     pending = []
     for chunk, originals in data.prefetch(_image_batches(jobs, options["batch_size"])):
-        results = model.predict(originals, options["threshold"], options["batch_size"])
+        results = model.predict_each(originals, options["threshold"])
         for future in pending:  # at most one batch being written while the next one runs
             future.result()
         pending = [
@@ -275,7 +275,7 @@ def _run_video(model, job, fps, options, pool, bar):
     writer, count = None, 0
     try:
         for frames in data.prefetch(_frame_batches(job.path, options["batch_size"])):
-            predicted = model.predict(frames, options["threshold"], options["batch_size"])
+            predicted = model.predict_each(frames, options["threshold"])
             post = functools.partial(
                 postprocess,
                 spec=model.spec,
@@ -332,7 +332,7 @@ def run_inference(
     save_prob=False,
     save_mask=False,
     batch_size=DEFAULT_BATCH_SIZE,
-    precision_name="auto",
+    precision_name=DEFAULT_PRECISION,
     crf=False,
     threshold=None,
     legend=None,
@@ -356,9 +356,9 @@ def run_inference(
         raise UserError(f"--out {out_dir} is a file; give a folder")
     jobs = plan_jobs(collect_inputs(inputs), out_dir, save_prob, save_mask)
 
-    from fcn import restore  # TensorFlow: imported only when a model is needed
+    from fcn.inference import restore  # TensorFlow: imported only when a model is needed
 
-    with restore.open_model(run_dir, precision_name, tta=tta) as model:
+    with restore.open_predictor(run_dir, precision_name, tta=tta, batch_size=batch_size) as model:
         probes = check_readable(jobs, warn=log)
         if save_prob and model.spec.task != "binary":
             raise UserError(
@@ -381,13 +381,14 @@ def run_inference(
         except OSError as e:
             raise UserError(f"cannot create {e.filename}: {e.strerror}; check --out") from None
         total = len(images) + sum(p[1] or 0 for _, p in videos)
-        h, w = model.config.image_shape
-        tta = f", --tta {model.tta_name}" if model.tta_name != "none" else ""
+        h, w = model.network_size
+        tta = f", --tta {model.tta}" if model.tta != "none" else ""
         log(
-            f"model {model.source} (input {h}x{w}{tta}); {len(images)} images, {len(videos)} videos"
+            f"model {model.source} (input {h}x{w}{tta}, {model.precision}); {len(images)} images, "
+            f"{len(videos)} videos"
         )
         # One batch first: graph optimisation and kernel selection are not throughput.
-        model.predict([np.zeros((h, w, 3), np.uint8)] * min(batch_size, max(total, 1)))
+        model.predict_each([np.zeros((h, w, 3), np.uint8)] * min(batch_size, max(total, 1)))
         t0 = time.time()
         frames = 0
         with (

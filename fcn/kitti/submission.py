@@ -35,7 +35,7 @@ def write(model, test_examples, run_dir, spec, calibs=None, batch_size=8):
     for start in range(0, len(test_examples), batch_size):
         chunk = test_examples[start : start + batch_size]
         originals = [data.read_image(ex.image_path, warn=None) for ex in chunk]
-        predicted = model.predict(originals, None, batch_size)
+        predicted = model.predict_each(originals)
         for ex, (probs, _) in zip(chunk, predicted, strict=True):
             cat, _, ident = ex.name.partition("_")
             name = spec.label_stem.format(cat=cat, id=ident) + ".png"

@@ -9,16 +9,18 @@ served model sees exactly the pixels it was trained on. Built into the training 
          its images with cv2.resize INTER_AREA), rounded to whole levels as cv2 does
     image_input  float32 (N, h, w, 3) raw 0..255 at config.image_shape (training feeds it)
       -> normalize (config.normalize) -> network -> logits (N, h, w, C) -> probs (softmax;
-         with config.tta, the mean over the image's flipped copies: fcn.tta)
+         with config.tta, the mean over the image's flipped copies: fcn.inference.tta)
     probs_full   float32 (N, H, W, C): probs upsampled bilinearly (cv2 INTER_LINEAR geometry)
     mask         uint8 (N, H, W): binary datasets threshold the positive class's probability
                  (`threshold`, default the config's), multi-class ones take the argmax
 """
 
-import numpy as np
+import dataclasses
+
 import tensorflow.compat.v1 as tf
 
-from fcn import names, tta
+from fcn import names
+from fcn.inference import tta
 
 
 def area_weights(in_size, out_size, use_area):
@@ -94,21 +96,58 @@ def decide(probs, spec, threshold):
     return tf.cast(tf.argmax(probs, axis=-1), tf.uint8)
 
 
-def decide_np(probs, spec, threshold):
-    """NumPy twin of `decide` for probabilities refined outside the graph (DenseCRF)."""
-    if spec.task == "binary":
-        pos = spec.positive_class
-        return np.where(probs[..., pos] >= threshold, pos, 1 - pos).astype(np.uint8)
-    return probs.argmax(-1).astype(np.uint8)
+@dataclasses.dataclass
+class PredictionTensors:
+    """The prediction path's tensors (shapes in the module docstring), built by `build` or
+    found by name (fcn.names) in a restored graph. `threshold` is None where the graph reads
+    none (a multi-class export), `tta` where the run averages no copies, `positive_prob` for
+    multi-class datasets; a frozen export has only images, probs_full, mask and those."""
+
+    images: tf.Tensor  # uint8 (N, H, W, 3), any size
+    probs_full: tf.Tensor  # float32 (N, H, W, C)
+    mask: tf.Tensor  # uint8 (N, H, W)
+    image_input: tf.Tensor = None  # float32 (N, h, w, 3) raw 0..255 at the network size
+    keep_prob: tf.Tensor = None
+    is_training: tf.Tensor = None
+    threshold: tf.Tensor = None
+    logits: tf.Tensor = None  # (N, h, w, C)
+    probs: tf.Tensor = None  # float32 (N, h, w, C)
+    tta: tf.Tensor = None  # bool switch, default True
+    positive_prob: tf.Tensor = None  # float32 (N, H, W)
+
+    @classmethod
+    def from_graph(cls, graph, spec, config):
+        """The tensors of a training graph imported from a checkpoint's .meta file."""
+
+        def get(name):
+            return graph.get_tensor_by_name(names.tensor(name))
+
+        positive = (
+            get(names.positive_prob_name(spec.class_names[spec.positive_class]))
+            if spec.task == "binary"
+            else None
+        )
+        return cls(
+            images=get(names.IMAGES),
+            probs_full=get(names.PROBS_FULL),
+            mask=get(names.MASK),
+            image_input=get(names.IMAGE_INPUT),
+            keep_prob=get(names.KEEP_PROB),
+            is_training=get(names.IS_TRAINING),
+            threshold=get(names.THRESHOLD),
+            logits=get(names.LOGITS),
+            probs=get(names.PROBS),
+            tta=get(names.TTA) if config.tta != "none" else None,
+            positive_prob=positive,
+        )
 
 
 def build(network, config, spec):
-    """The prediction path around `network` in the default graph; returns named tensors.
+    """The prediction path around `network` in the default graph -> PredictionTensors.
 
     network(x float32 (N, h, w, 3) normalised, is_training, keep_prob) -> logits (N, h, w, C).
-    Returned: images, image_input, keep_prob, is_training, threshold, logits, probs,
-    probs_full, mask, for binary datasets positive_prob (N, H, W), and with config.tta the
-    `tta` switch (bool, default True).
+    With config.tta the `tta` switch (bool, default True) is built; for binary datasets
+    positive_prob (N, H, W).
     """
     images = tf.placeholder(tf.uint8, [None, None, None, 3], name=names.IMAGES)
     resized = to_network_size(images, config.image_shape)
@@ -119,6 +158,7 @@ def build(network, config, spec):
     is_training = tf.placeholder_with_default(False, [], name=names.IS_TRAINING)
     threshold = tf.placeholder_with_default(float(config.threshold), [], name=names.THRESHOLD)
     x = normalize(image_input, config.normalize)  # (N, h, w, 3)
+    averaging = None
     if config.tta == "none":
         logits = network(x, is_training, keep_prob)
         probs = tf.nn.softmax(tf.cast(logits, tf.float32))
@@ -139,23 +179,23 @@ def build(network, config, spec):
     probs = tf.identity(probs, name=names.PROBS)  # (N, h, w, C)
     full = tf.identity(upsample(probs, tf.shape(images)[1:3]), name=names.PROBS_FULL)
     mask = tf.identity(decide(full, spec, threshold), name=names.MASK)
-    out = dict(
+    positive = None
+    if spec.task == "binary":
+        name = names.positive_prob_name(spec.class_names[spec.positive_class])
+        positive = tf.identity(full[..., spec.positive_class], name=name)
+    return PredictionTensors(
         images=images,
+        probs_full=full,
+        mask=mask,
         image_input=image_input,
         keep_prob=keep_prob,
         is_training=is_training,
         threshold=threshold,
         logits=logits,
         probs=probs,
-        probs_full=full,
-        mask=mask,
+        tta=averaging,
+        positive_prob=positive,
     )
-    if config.tta != "none":
-        out["tta"] = averaging
-    if spec.task == "binary":
-        name = names.positive_prob_name(spec.class_names[spec.positive_class])
-        out["positive_prob"] = tf.identity(full[..., spec.positive_class], name=name)
-    return out
 
 
 class Stages:
@@ -169,63 +209,21 @@ class Stages:
             self._network_in = normalize(to_network_size(self._images, image_shape), normalize_mode)
             self._logits = tf.placeholder(tf.float32, [None, None, None, None])
             self._size = tf.placeholder(tf.int32, [2])
+            self._threshold = tf.placeholder_with_default(float(threshold), [])
             self._full = upsample(tf.nn.softmax(self._logits), self._size)
-            self._mask = decide(self._full, spec, threshold)
+            self._mask = decide(self._full, spec, self._threshold)
         self.sess = tf.Session(graph=self.graph)
 
     def to_network(self, images):
         """uint8 (N, H, W, 3) -> the network's float32 input (N, h, w, 3)."""
         return self.sess.run(self._network_in, {self._images: images})
 
-    def finish(self, logits, size):
+    def finish(self, logits, size, threshold=None):
         """Logits (N, h, w, C) -> (probs_full (N, H, W, C), mask (N, H, W)) at size (H, W)."""
-        return self.sess.run([self._full, self._mask], {self._logits: logits, self._size: size})
+        feed = {self._logits: logits, self._size: size}
+        if threshold is not None:
+            feed[self._threshold] = threshold
+        return self.sess.run([self._full, self._mask], feed)
 
     def close(self):
         self.sess.close()
-
-
-def size_batches(images, batch_size):
-    """Consecutive runs of equally sized images, at most batch_size each: [(start, stack)]."""
-    start = 0
-    while start < len(images):
-        end = start + 1
-        while (
-            end < len(images)
-            and end - start < batch_size
-            and images[end].shape == images[start].shape
-        ):
-            end += 1
-        yield start, np.stack(images[start:end])
-        start = end
-
-
-def predict_arrays(sess, tensors, images, batch_size, threshold=None, tta=True):
-    """RGB uint8 images of any sizes -> [(probs_full (H, W, C), mask (H, W))] in order.
-
-    tensors: a dict (or object) with `images`, `probs_full`, `mask` and `threshold` tensors —
-    a training graph, a restored run or a loaded export. A multi-class export has no threshold
-    (its argmax never reads one), so `threshold` is then left out. tta False predicts the image
-    alone where the path averages --tta copies (it then has a `tta` tensor)."""
-    get = tensors.get if isinstance(tensors, dict) else lambda k: getattr(tensors, k, None)
-    out = []
-    for _, batch in size_batches(images, batch_size):
-        feed = {get("images"): batch}
-        if threshold is not None and get("threshold") is not None:
-            feed[get("threshold")] = threshold
-        if not tta and get("tta") is not None:
-            feed[get("tta")] = False
-        full, mask = sess.run([get("probs_full"), get("mask")], feed)
-        out.extend(zip(full, mask, strict=True))
-    return out
-
-
-def predict_files(sess, tensors, paths, batch_size, threshold=None):
-    """Yield (image, probs_full, mask) per image file, reading a batch's worth at a time."""
-    from fcn import data
-
-    for start in range(0, len(paths), batch_size):
-        images = [data.read_image(p, warn=None) for p in paths[start : start + batch_size]]
-        results = predict_arrays(sess, tensors, images, batch_size, threshold)
-        for image, (full, mask) in zip(images, results, strict=True):
-            yield image, full, mask

@@ -12,9 +12,9 @@ The sets (`--tta`), each a list of (transpose, flip_rows, flip_cols):
     d4     + the four flips of the transpose: the eight symmetries of a square, for square
            --image-shape only (the copies are one batch)
 
-They are built into the prediction path (fcn.prediction.build) between the network-size input
-and the softmax, so validation, `evaluate`, `infer` and exports all average the same copies;
-training steps (is_training) run the image alone and pay nothing.
+They are built into the prediction path (fcn.inference.prediction.build) between the
+network-size input and the softmax, so validation, `evaluate`, `infer` and exports all average
+the same copies; training steps (is_training) run the image alone and pay nothing.
 """
 
 TRANSFORMS = {

@@ -3,8 +3,8 @@
 The prediction path gives probabilities (H, W, C) at the image's own size; `refine` runs
 mean-field inference of a fully connected CRF over them with two pairwise kernels and returns
 probabilities of the same shape. The decision after it is the prediction path's own
-(`fcn.prediction.decide_np`: the threshold for binary datasets, argmax for multiclass), so a
-refined mask is decided exactly like an unrefined one. Needs pydensecrf2 (an optional extra).
+(`Predictor.decide`: the threshold for binary datasets, argmax for multiclass), so a refined
+mask is decided exactly like an unrefined one. Needs pydensecrf2 (an optional extra).
 """
 
 import numpy as np

@@ -1,0 +1,13 @@
+"""Using a trained model: the prediction path in the graph, the `Predictor` that every caller
+predicts through, opening runs and exports, test-time augmentation, DenseCRF and overlays.
+
+    prediction  the graph ops (resize, normalise, network, upsample, decide): in every training
+                graph, so in every checkpoint and export
+    predictor   `Predictor`, the contract every backend and wrapper keeps; `SessionPredictor`
+    restore     open a run folder or an export as a SessionPredictor
+    tta         the flipped copies the path averages (--tta)
+    crf         DenseCRF refinement of probabilities
+    overlays    painting masks in the dataset's palette, legends
+
+Nothing is imported here, so `fcn.inference.overlays` does not pull in TensorFlow.
+"""
