@@ -15,9 +15,9 @@ def load_vgg(sess, vgg_path):
     """Load the VGG16 SavedModel; return (image_input, keep_prob, layer3_out, layer4_out,
     layer7_out)."""
     tfquiet.tensorflow()
-    from fcn import vgg
+    from fcn.models import savedmodel
 
-    return vgg.load_vgg(sess, vgg_path)
+    return savedmodel.load_vgg(sess, vgg_path)
 
 
 def layers(
@@ -34,18 +34,19 @@ def layers(
     graph's `image_input:0` from load_vgg). Without either, it is 8x layer 3's size.
     """
     tf = tfquiet.tensorflow()
-    from fcn import decoders, vgg
+    from fcn import udacity
+    from fcn.models import savedmodel
 
     if input_image is None:
         try:
-            input_image = vgg_layer3_out.graph.get_tensor_by_name(vgg.INPUT_NAME + ":0")
+            input_image = vgg_layer3_out.graph.get_tensor_by_name(savedmodel.INPUT_NAME + ":0")
         except KeyError:
             input_image = None
     if input_image is not None:
         output_hw = tf.shape(input_image)[1:3]
     else:
         output_hw = tf.shape(vgg_layer3_out)[1:3] * 8
-    return decoders.build_decoder(
+    return udacity.build_decoder(
         decoder, vgg_layer3_out, vgg_layer4_out, vgg_layer7_out, num_classes, output_hw
     )
 
@@ -53,7 +54,7 @@ def layers(
 def optimize(nn_last_layer, correct_label, learning_rate, num_classes, l2_scale=0.0):
     """(logits (P, num_classes), train_op, cross_entropy_loss); void pixels never count."""
     tfquiet.tensorflow()
-    from fcn import losses
+    from fcn.training import losses
 
     return losses.optimize(nn_last_layer, correct_label, learning_rate, num_classes, l2_scale)
 
@@ -74,7 +75,7 @@ def train_nn(
 ):
     """Train for `epochs` over get_batches_fn(batch_size); prints each epoch's mean loss."""
     tfquiet.tensorflow()
-    from fcn import train
+    from fcn.training import train
 
     train.initialize_new_variables(sess)
     for epoch in range(epochs):

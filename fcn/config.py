@@ -23,7 +23,8 @@ FC6_FORMS = ("auto", "conv", "im2col")
 BEST_METRICS = ("auto", "val_iou", "val_mean_iou")
 NORMALIZATIONS = ("raw", "centered")
 LR_SCHEDULES = ("constant", "cosine")
-# fcn.losses.LOSSES and fcn.losses.CLASS_WEIGHTS, repeated here so --help needs no TensorFlow.
+# fcn.training.losses.LOSSES and fcn.training.losses.CLASS_WEIGHTS, repeated here so --help needs
+# no TensorFlow.
 LOSSES = ("ce", "weighted_ce", "dice", "focal", "dice_focal")
 CLASS_WEIGHTINGS = ("auto", "none", "inverse", "median", "enet")
 # The encoder has stride 32: a side shorter than this leaves layer 7 with nothing in it.
@@ -89,7 +90,7 @@ class Config:
         LR_SCHEDULES,
     )
     keep_prob: float = _field(0.5, "dropout keep probability on fc6/fc7 while training")
-    # Cross-entropy is the reference's loss; Dice and focal suit rare classes (fcn.losses).
+    # Cross-entropy is the reference's loss; Dice and focal suit rare classes (fcn.training.losses).
     loss: str = _field("ce", "training loss", LOSSES)
     # auto: median-frequency weights for weighted_ce, none for the others. Computed once over
     # the training labels and written into the run (class_stats.json).
@@ -185,7 +186,7 @@ class Config:
     # --- run management ---
     overlay_every: int = _field(5, "write validation overlays every N epochs (0 = only last)")
     # 1: a resume needs only the latest; the best is that checkpoint or one kept beside it, never
-    # a copy (fcn.checkpoint), so a VGG16 run folder holds 0.8-1.7 GB of checkpoints.
+    # a copy (fcn.training.checkpoint), so a VGG16 run folder holds 0.8-1.7 GB of checkpoints.
     keep_checkpoints: int = _field(1, "how many latest checkpoints to keep besides the best")
     # 0 means the whole split: tests and the demo cap it to bound their time.
     max_train_images: int = _field(0, "use at most N training images (0 = all)")
@@ -194,7 +195,8 @@ class Config:
     )
     xla: bool = _field(False, "compile the graph with XLA (GPU)")
     # '' trains on TensorFlow's default device. Several devices (or TF_CONFIG's workers) train
-    # synchronously with tf.distribute; --batch-size stays the global batch (fcn.distribute).
+    # synchronously with tf.distribute; --batch-size stays the global batch
+    # (fcn.training.distribute).
     devices: str = _field(
         "", "devices to train on: gpu:0,gpu:1, all, or cpu:0,cpu:1 ('' = the default device)"
     )

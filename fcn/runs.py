@@ -47,13 +47,16 @@ def atomic_write_bytes(path, data):
 
 
 def json_safe(obj):
-    """JSON has no NaN or infinity (Python would write invalid JSON): they become null."""
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
+    """JSON has no NaN or infinity (Python would write invalid JSON): they become null; NumPy
+    scalars become Python numbers. Recursive over dicts, lists and tuples."""
     if isinstance(obj, dict):
         return {k: json_safe(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
         return [json_safe(v) for v in obj]
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
     return obj
 
 
@@ -91,8 +94,8 @@ class RunFolder:
                            needed to use the run
         class_stats.json   the training labels' class pixel counts and the loss weights
         split.json         the train/val image names, the seed, whether val is official
-        state.json         what a resume starts from (fcn.checkpoint writes it)
-        log.jsonl          one record per finished epoch (fcn.checkpoint appends it)
+        state.json         what a resume starts from (fcn.training.checkpoint writes it)
+        log.jsonl          one record per finished epoch (fcn.training.checkpoint appends it)
         summary.json       the finished run's figures
         checkpoints/       the latest --keep-checkpoints checkpoints; best/: TF's index of the
                            best one, and its files once it is no longer one of the latest
@@ -123,6 +126,14 @@ class RunFolder:
 
     def has(self, name):
         return os.path.exists(self.file(name))
+
+    def check_is_run(self):
+        """A training run's folder: it has config.json (an export folder does not)."""
+        self.check_exists()
+        if not self.has(self._names.CONFIG_FILE):
+            path = self.file(self._names.CONFIG_FILE)
+            raise UserError(f"{path} does not exist; is this a run folder?")
+        return self
 
     # --- config.json ---
     def read_config(self):

@@ -7,8 +7,10 @@ import tensorflow.compat.v1 as tf
 
 tf.disable_v2_behavior()
 
-from fcn import config, train, vgg  # noqa: E402
+from fcn import config  # noqa: E402
 from fcn.data import synth  # noqa: E402
+from fcn.models import savedmodel  # noqa: E402
+from fcn.training import train  # noqa: E402
 
 # 1/16 of VGG16's channels: the same structure and interface, built in about a second.
 TINY_WIDTH = 1 / 16
@@ -18,7 +20,7 @@ KITTI_SAMPLE = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "da
 @pytest.fixture(scope="session")
 def tiny_vgg(tmp_path_factory):
     path = str(tmp_path_factory.mktemp("vgg") / "vgg")
-    return vgg.save_vgg16(path, seed=0, width=TINY_WIDTH)
+    return savedmodel.save_vgg16(path, seed=0, width=TINY_WIDTH)
 
 
 @pytest.fixture(scope="session")

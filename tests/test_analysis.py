@@ -1,6 +1,7 @@
-"""Per-sample error analysis (fcn.analysis), the class legend (fcn.inference.overlays), DenseCRF
+"""Per-sample error analysis (fcn.evaluation.analysis), the class legend (fcn.inference.overlays),
+DenseCRF
 for any number of classes (fcn.inference.crf) and the mean IoU over ground-truth classes
-(fcn.metrics), on hand-made 3-class arrays with hand-worked numbers. No TensorFlow."""
+(fcn.evaluation.metrics), on hand-made 3-class arrays with hand-worked numbers. No TensorFlow."""
 
 import dataclasses
 import math
@@ -9,8 +10,9 @@ import cv2
 import numpy as np
 import pytest
 
-from fcn import analysis, data, metrics
+from fcn import data
 from fcn.data import task
+from fcn.evaluation import analysis, metrics
 from fcn.inference import crf, overlays
 
 approx = pytest.approx

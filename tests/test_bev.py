@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from fcn.errors import UserError
-from fcn.kitti import bev
+from fcn.evaluation.kitti import bev
 
 # Camera 1.65 m above a flat road, looking along z: focal 700 px, principal point (600, 170),
 # a 40 px stereo offset in P2 (KITTI's P2[0, 3] = f * baseline), no rectification, a

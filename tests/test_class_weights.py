@@ -7,8 +7,8 @@ import sys
 import numpy as np
 import pytest
 
-from fcn import class_weights
 from fcn.errors import UserError
+from fcn.training import class_weights
 
 # Three 2x2 label images, four classes (class 3 never appears), 255 = ignore:
 #   image 0 [[0, 0], [0, 1]]      -> counts (3, 1, 0, 0), 4 labelled pixels
@@ -154,6 +154,6 @@ def test_describe_prints_share_and_weight():
 
 
 def test_module_needs_no_tensorflow():
-    code = "import sys, fcn.class_weights; sys.exit('tensorflow' in sys.modules)"
+    code = "import sys, fcn.training.class_weights; sys.exit('tensorflow' in sys.modules)"
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     assert subprocess.run([sys.executable, "-c", code], cwd=root).returncode == 0

@@ -1,4 +1,4 @@
-"""Training on several devices and workers (fcn.distribute) on 2 CPU cores.
+"""Training on several devices and workers (fcn.training.distribute) on 2 CPU cores.
 
 Two logical CPU devices stand in for two GPUs. They must be configured before TensorFlow
 initialises its devices, so every TensorFlow part runs in a subprocess: this file doubles as the
@@ -16,8 +16,9 @@ import time
 import numpy as np
 import pytest
 
-from fcn import config, distribute
+from fcn import config
 from fcn.errors import UserError
+from fcn.training import distribute
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHAPE = (32, 64)
@@ -97,7 +98,7 @@ def _script_equivalence(out_dir, vgg_dir):
     import tensorflow.compat.v1 as tf
 
     tf.disable_v2_behavior()
-    from fcn import checkpoint, train
+    from fcn.training import checkpoint, train
 
     cfg = config.Config(
         vgg_dir=vgg_dir, image_shape=SHAPE, batch_size=4, precision="float32", seed=0

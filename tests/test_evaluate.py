@@ -13,11 +13,12 @@ import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
 
-from fcn import analysis, cli, data, names, tboard
-from fcn.commands import evaluate
+from fcn import cli, data, names, runs
 from fcn.data import task
+from fcn.evaluation import analysis, reports, scoring
+from fcn.evaluation.kitti import bev, devkit
 from fcn.inference.predictor import Predictor
-from fcn.kitti import bev, devkit
+from fcn.training import tboard
 
 approx = pytest.approx
 V = data.IGNORE_LABEL
@@ -68,7 +69,7 @@ def test_evaluate_run_writes_every_report(trained_run, capsys):
     with open(os.path.join(out_dir, "per_image.csv")) as f:
         rows = list(csv.DictReader(f))
     assert [r["name"] for r in rows] == split["val"]
-    assert list(rows[0]) == list(evaluate.CSV_COLUMNS)
+    assert list(rows[0]) == list(reports.CSV_COLUMNS)
     for r in rows:
         for key in ("iou", "f1", "precision", "recall", "road_fraction", "brightness"):
             assert r[key] == "" or 0.0 <= float(r[key]) <= 1.0
@@ -264,7 +265,7 @@ def test_error_overlay_colours_by_hand():
     image = np.full((1, 5, 3), 100, np.uint8)
     pred = np.array([[1, 1, 0, 0, 1]], bool)
     truth = np.array([[1, 0, 1, 0, V]], np.uint8)  # TP, FP, FN, TN, void
-    out = evaluate.error_overlay(image, pred, truth, alpha=0.5)
+    out = analysis.error_overlay(image, pred.astype(np.uint8), truth, data.KITTI_ROAD, alpha=0.5)
     # 0.5 * 100 + 0.5 * 255 = 177.5 -> 178, 0.5 * 100 = 50
     assert out[0].tolist() == [
         [50, 178, 50],  # true positive: green
@@ -275,11 +276,22 @@ def test_error_overlay_colours_by_hand():
     ]
 
 
+def _road_metadata(image, road_true):
+    """The KITTI road fields of per_image.csv, from fcn.evaluation.analysis's pieces."""
+    fractions = analysis.class_fractions(road_true, data.KITTI_ROAD)
+    return {
+        "road_fraction": fractions["road_fraction"],
+        "n_road_regions": fractions["n_road_regions"],
+        "brightness": analysis.brightness(image),
+        "grayscale": int(analysis.is_grayscale(image)),
+    }
+
+
 def test_image_metadata_by_hand():
     # Road in two separate blobs, 4 of 6 valid pixels; the grey value 51 is brightness 0.2.
     truth = np.array([[1, 1, 0, 1], [V, V, 0, 1]], np.uint8)
     grey = np.full((2, 4, 3), 51, np.uint8)
-    meta = evaluate.image_metadata(grey, truth)
+    meta = _road_metadata(grey, truth)
     assert meta == {
         "road_fraction": approx(4 / 6),
         "n_road_regions": 2,
@@ -288,18 +300,18 @@ def test_image_metadata_by_hand():
     }
     colour = grey.copy()
     colour[..., 0] = 60  # a red cast of 9 levels everywhere
-    assert evaluate.image_metadata(colour, truth)["grayscale"] == 0
-    assert math.isnan(evaluate.image_metadata(grey, np.full((2, 4), V, np.uint8))["road_fraction"])
+    assert _road_metadata(colour, truth)["grayscale"] == 0
+    assert math.isnan(_road_metadata(grey, np.full((2, 4), V, np.uint8))["road_fraction"])
 
 
 def test_worst_keeps_the_lowest_defined_ious():
-    worst = evaluate._Worst(2)
+    worst = scoring.Worst(2)
     for name, iou in [("a", 0.9), ("b", 0.2), ("c", float("nan")), ("d", 0.5), ("e", 0.2)]:
         if worst.wants(iou):
             worst.add(iou, name, np.zeros((1, 1, 3), np.uint8))
     # NaN (no road anywhere) is never "worst"; on a tie the first seen stays.
     assert [(n, i) for n, i, _ in worst.ranked()] == [("b", 0.2), ("e", 0.2)]
-    assert not evaluate._Worst(0).wants(0.0)
+    assert not scoring.Worst(0).wants(0.0)
 
 
 def test_class_prediction_thresholds_binary_models():
@@ -312,8 +324,8 @@ def test_class_prediction_thresholds_binary_models():
 
 def test_json_safe_writes_null_for_nan():
     obj = {"a": float("nan"), "b": [np.float32(0.5), float("inf")], "c": {"d": np.int64(3)}}
-    assert evaluate.json_safe(obj) == {"a": None, "b": [0.5, None], "c": {"d": 3}}
-    json.dumps(evaluate.json_safe(obj), allow_nan=False)
+    assert runs.json_safe(obj) == {"a": None, "b": [0.5, None], "c": {"d": 3}}
+    json.dumps(runs.json_safe(obj), allow_nan=False)
 
 
 # --------------------------------------------------------------------------------------------
@@ -344,8 +356,8 @@ def test_image_summary_decodes_to_the_same_pixels():
 
 
 def test_kitti_groups_match_the_metrics_module():
-    assert evaluate.KITTI_GROUPS == ("um_road", "umm_road", "uu_road", "urban_road")
-    assert set(evaluate.KITTI_KEYS) == set(devkit.kitti_scores([0], [0], 1, 1))
+    assert scoring.KITTI_GROUPS == ("um_road", "umm_road", "uu_road", "urban_road")
+    assert set(scoring.KITTI_KEYS) == set(devkit.kitti_scores([0], [0], 1, 1))
 
 
 # --------------------------------------------------------------------------------------------
@@ -402,7 +414,7 @@ def _toy_examples(folder):
 
 def test_three_class_evaluation_scores_and_reports_by_hand(tmp_path):
     examples = _toy_examples(tmp_path)
-    scores, rows, ranked = evaluate.score_examples(
+    scores, rows, ranked = scoring.score_examples(
         _ColourModel(), examples, TOY, 0.5, worst=2, log=None
     )
     by = {r["name"]: r for r in rows}
@@ -436,7 +448,7 @@ def test_three_class_evaluation_scores_and_reports_by_hand(tmp_path):
     assert result["headline"] == "mean_iou_present" and result["num_classes_present"] == 2
     assert "kitti" not in result and result["class_shares"]["person"] == 0.0
     out = tmp_path / "eval"
-    evaluate.write_reports(str(out), result, rows, ranked, TOY)
+    reports.write_reports(str(out), result, rows, ranked, TOY)
     m = _no_nan((out / names.EVAL_METRICS_FILE).read_text())
     assert set(m["classes"]) == {"bg", "car", "person"}
     assert m["mean_iou_present"] > m["mean_iou"]  # person's IoU 0 is left out
@@ -460,4 +472,4 @@ def test_three_class_evaluation_scores_and_reports_by_hand(tmp_path):
     assert "grayscale images: mean IoU 0.250 (2 images) vs 0.819 for colour images (2)" in summary
     assert "person (not in GT)" in summary and "2 of 3 classes present" in summary
     assert "confusion.png" in summary
-    assert "2 of 3 classes present" in evaluate.format_table(result)
+    assert "2 of 3 classes present" in reports.format_table(result)

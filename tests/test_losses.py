@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
 
-from fcn import decoders, losses
+from fcn import udacity
 from fcn.errors import UserError
+from fcn.training import losses
 
 
 def _run(logits, labels):
@@ -36,7 +37,7 @@ def test_all_void_batch_gives_zero_not_nan():
 def test_l2_penalty_sums_decoder_kernels():
     with tf.Graph().as_default(), tf.Session() as sess:
         k = tf.constant(np.full((1, 1, 2, 2), 2.0, np.float32))
-        tf.add_to_collection(decoders.L2_COLLECTION, k)
+        tf.add_to_collection(udacity.L2_COLLECTION, k)
         # l2_loss = sum(k^2)/2 = 4*4/2 = 8; times 0.1 = 0.8
         assert abs(sess.run(losses.l2_penalty(0.1)) - 0.8) < 1e-6
         assert sess.run(losses.l2_penalty(0.0)) == 0.0
@@ -83,7 +84,8 @@ def _two_pixels(with_ignored=False):
 
 
 def test_losses_match_the_config_choices():
-    from fcn import class_weights, config
+    from fcn import config
+    from fcn.training import class_weights
 
     assert losses.LOSSES == config.LOSSES
     assert losses.CLASS_WEIGHTS == config.CLASS_WEIGHTINGS == ("auto",) + class_weights.METHODS
@@ -154,7 +156,8 @@ def test_dice_class_absent_from_labels_and_prediction_scores_one():
     logits = np.array([[[_P80 + [-30.0], _P50 + [-30.0]]]], np.float32)
     labels = np.array([[[0, 1]]], np.uint8)
     assert abs(_loss("dice", logits, labels, num_classes=3) - 0.1571268) < 1e-6
-    # Weight 0 for the absent class (fcn.class_weights gives it that) leaves the two-class figure.
+    # Weight 0 for the absent class (fcn.training.class_weights gives it that) leaves the two-class
+    # figure.
     weights = np.array([1.0, 1.0, 0.0], np.float32)
     assert abs(_loss("dice", logits, labels, 3, class_weights=weights) - 0.2356902) < 1e-6
 

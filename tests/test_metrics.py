@@ -1,4 +1,4 @@
-"""fcn.metrics against numbers worked out by hand, and the KITTI devkit's definitions."""
+"""fcn.evaluation.metrics against numbers worked out by hand, and the KITTI devkit's definitions."""
 
 import math
 import warnings
@@ -7,9 +7,9 @@ import cv2
 import numpy as np
 import pytest
 
-from fcn import metrics as m
 from fcn.errors import UserError
-from fcn.kitti import devkit
+from fcn.evaluation import metrics as m
+from fcn.evaluation.kitti import devkit
 
 V = m.IGNORE_LABEL
 approx = pytest.approx

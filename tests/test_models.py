@@ -5,9 +5,10 @@ import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
 
-from fcn import config, losses, models
+from fcn import config, models
 from fcn.errors import UserError
 from fcn.models import decoders, encoders, layers
+from fcn.training import losses
 
 NUM_CLASSES = 3
 IGNORE_LABEL = 255

@@ -20,9 +20,10 @@ import pytest
 import tensorflow.compat.v1 as tf
 from PIL import Image
 
-from fcn import checkpoint, cli, config, data, losses, runs, train
+from fcn import cli, config, data, runs
 from fcn.errors import UserError
 from fcn.inference import restore
+from fcn.training import checkpoint, losses, train
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EPOCHS = 3

@@ -8,8 +8,9 @@ import sys
 import numpy as np
 import pytest
 
-from fcn import cli, config, train
+from fcn import cli, config
 from fcn.errors import UserError
+from fcn.training import train
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

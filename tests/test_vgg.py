@@ -8,14 +8,14 @@ import pytest
 import tensorflow.compat.v1 as tf
 
 import main
-from fcn import vgg
 from fcn.errors import UserError
+from fcn.models import savedmodel
 
 
 def test_load_vgg_returns_the_interface_tensors(tiny_vgg):
     with tf.Graph().as_default() as graph, tf.Session(graph=graph) as sess:
         tensors = main.load_vgg(sess, tiny_vgg)
-        assert [t.name for t in tensors] == list(vgg.TENSOR_NAMES)
+        assert [t.name for t in tensors] == list(savedmodel.TENSOR_NAMES)
         image, keep_prob, l3, l4, l7 = tensors
         out = sess.run([l3, l4, l7], {image: np.zeros((1, 70, 100, 3)), keep_prob: 1.0})
     # SAME pooling: ceil(70/8)=9, ceil(100/8)=13; ceil(70/16)=5, 7; ceil(70/32)=3, 4.
@@ -56,15 +56,17 @@ def test_keras_h5_fc_layers_become_convolutions(tmp_path, monkeypatch):
         f["fc1/fc1/bias:0"] = np.zeros(fc, np.float32)
         f["fc2/fc2/kernel:0"] = np.eye(fc, dtype=np.float32)
         f["fc2/fc2/bias:0"] = np.zeros(fc, np.float32)
-    monkeypatch.setattr(vgg, "_FC_FILTERS", fc)
-    monkeypatch.setattr(vgg, "_BLOCKS", tuple((b, n, int(c * width)) for b, n, c in vgg._BLOCKS))
-    weights = vgg.read_keras_h5(path)
+    monkeypatch.setattr(savedmodel, "_FC_FILTERS", fc)
+    monkeypatch.setattr(
+        savedmodel, "_BLOCKS", tuple((b, n, int(c * width)) for b, n, c in savedmodel._BLOCKS)
+    )
+    weights = savedmodel.read_keras_h5(path)
     # Flatten order of a channels-last (7, 7, 32) map: index = (r*7 + c)*32 + ch.
     k6 = weights["fc6"][0]
     assert k6.shape == (7, 7, 32, fc)
     assert k6[1, 2, 3, 4] == flat[(1 * 7 + 2) * 32 + 3, 4]
     assert weights["fc7"][0].shape == (1, 1, fc, fc)
-    out = vgg.save_vgg16(str(tmp_path / "model"), weights=weights)
+    out = savedmodel.save_vgg16(str(tmp_path / "model"), weights=weights)
     with tf.Graph().as_default() as graph, tf.Session(graph=graph) as sess:
         main.load_vgg(sess, out)
         got = sess.run(graph.get_tensor_by_name("block2_conv1/kernel:0"))
@@ -78,16 +80,16 @@ def test_keras_h5_missing_layer_is_named(tmp_path):
     path = str(tmp_path / "w.h5")
     _write_keras_h5(path, 1 / 16)
     with pytest.raises(UserError, match="'fc1'"):
-        vgg.read_keras_h5(path)
+        savedmodel.read_keras_h5(path)
 
 
 def test_missing_folder_and_files_are_named(tmp_path):
     with tf.Graph().as_default(), tf.Session() as sess:
         with pytest.raises(UserError, match="does not exist"):
-            vgg.load_vgg(sess, str(tmp_path / "nope"))
+            savedmodel.load_vgg(sess, str(tmp_path / "nope"))
         (tmp_path / "vgg").mkdir()
         with pytest.raises(UserError, match="saved_model.pb"):
-            vgg.load_vgg(sess, str(tmp_path / "vgg"))
+            savedmodel.load_vgg(sess, str(tmp_path / "vgg"))
 
 
 def test_corrupt_model_and_wrong_tag(tmp_path, tiny_vgg):
@@ -98,7 +100,7 @@ def test_corrupt_model_and_wrong_tag(tmp_path, tiny_vgg):
     (bad / "saved_model.pb").write_bytes(b"not a protobuf")
     with tf.Graph().as_default(), tf.Session() as sess:
         with pytest.raises(UserError, match="corrupt"):
-            vgg.load_vgg(sess, str(bad))
+            savedmodel.load_vgg(sess, str(bad))
     other = tmp_path / "other"
     with tf.Graph().as_default(), tf.Session() as sess:
         tf.placeholder(tf.float32, name="image_input")
@@ -109,7 +111,7 @@ def test_corrupt_model_and_wrong_tag(tmp_path, tiny_vgg):
         builder.save()
     with tf.Graph().as_default(), tf.Session() as sess:
         with pytest.raises(UserError, match="tag 'vgg16'"):
-            vgg.load_vgg(sess, str(other))
+            savedmodel.load_vgg(sess, str(other))
 
 
 def test_missing_tensor_is_named(tmp_path):
@@ -123,12 +125,12 @@ def test_missing_tensor_is_named(tmp_path):
         builder.save()
     with tf.Graph().as_default(), tf.Session() as sess:
         with pytest.raises(UserError, match="keep_prob:0"):
-            vgg.load_vgg(sess, str(path))
+            savedmodel.load_vgg(sess, str(path))
 
 
 def test_save_refuses_a_non_empty_folder(tmp_path):
     (tmp_path / "x").mkdir()
     (tmp_path / "x" / "keep.txt").write_text("mine")
     with pytest.raises(UserError, match="not empty"):
-        vgg.save_vgg16(str(tmp_path / "x"), width=1 / 32)
+        savedmodel.save_vgg16(str(tmp_path / "x"), width=1 / 32)
     assert os.listdir(tmp_path / "x") == ["keep.txt"]

@@ -8,9 +8,9 @@ import pytest
 import tensorflow.compat.v1 as tf
 
 from conftest import TINY_WIDTH
-from fcn import config, data, vgg
+from fcn import config, data
 from fcn.errors import UserError
-from fcn.models import encoders, weights
+from fcn.models import encoders, savedmodel, weights
 from fcn.models.encoders import vgg16
 
 # 13 convolutions + fc6 + fc7, a kernel and a bias each.
@@ -32,7 +32,7 @@ def test_in_code_vgg16_matches_its_saved_model_on_a_kitti_frame(tiny_vgg, kitti_
     path = os.path.join(kitti_sample, "data_road", "training", "image_2", "um_000000.png")
     image = data.read_image(path)[None].astype(np.float32)  # (1, 375, 1242, 3)
     with tf.Graph().as_default() as graph, tf.Session(graph=graph) as sess:
-        image_input, keep_prob, l3, l4, l7 = vgg.load_vgg(sess, tiny_vgg)
+        image_input, keep_prob, l3, l4, l7 = savedmodel.load_vgg(sess, tiny_vgg)
         want = sess.run([l3, l4, l7], {image_input: image, keep_prob: 1.0})
     with tf.Graph().as_default() as graph, tf.Session(graph=graph) as sess:
         images = tf.placeholder(tf.float32, [None, None, None, 3])

@@ -169,7 +169,8 @@ def benchmark(
     augmentation (augment.CONFIG_FIELDS), the Config's defaults where left out."""
     import tensorflow.compat.v1 as tf
 
-    from fcn import precision, vgg
+    from fcn import precision
+    from fcn.models import savedmodel
 
     if steps < 1 or repeats < 1:
         raise UserError(f"--steps and --repeats must be >= 1, got {steps} and {repeats}")
@@ -180,7 +181,7 @@ def benchmark(
         data_dir = _data_or_synthetic(data_dir, batch_size, temporary, log)
         paths = {}
         if encoder == "vgg16" and vgg_dir is not None:
-            vgg.check_vgg_dir(vgg_dir)
+            savedmodel.check_vgg_dir(vgg_dir)
             paths["vgg_dir"] = vgg_dir
         else:
             log(f"encoder {encoder} (width {width:g}) from random weights")
@@ -457,7 +458,8 @@ def _measure(config, split, spec, steps, repeats, log):
     """Median images/s of our training (end to end and compute only), pipeline and inference."""
     import tensorflow.compat.v1 as tf
 
-    from fcn import precision, train
+    from fcn import precision
+    from fcn.training import train
 
     b, nc = config.batch_size, spec.num_classes
     augmenter = augment.Augmenter.from_config(config)
@@ -538,7 +540,8 @@ def _float32_agreement(sess, model, config, spec, images):
     Predictor."""
     import tensorflow.compat.v1 as tf
 
-    from fcn import precision, train
+    from fcn import precision
+    from fcn.training import train
 
     if config.precision == "float32":
         return 1.0
@@ -557,7 +560,7 @@ def _measure_naive(config, examples, spec, steps, repeats, log):
     """Median training images/s of the Udacity-style loop in a plain float32 session."""
     import tensorflow.compat.v1 as tf
 
-    from fcn import train
+    from fcn.training import train
 
     b = config.batch_size
     rng = np.random.default_rng(config.seed)

@@ -57,8 +57,9 @@ def recipe_config(recipe, args):
 
 
 def run(args):
-    from fcn import train, vgg
     from fcn.data import synth
+    from fcn.models import savedmodel
+    from fcn.training import train
 
     recipe = recipes.get(args.recipe)
     synth_dir, config = recipe_config(recipe, args)
@@ -74,10 +75,10 @@ def run(args):
         and not os.path.exists(os.path.join(config.vgg_dir, "saved_model.pb"))
     ):
         print(f"building a random-weight VGG16 SavedModel in {config.vgg_dir}")
-        vgg.save_vgg16(config.vgg_dir, seed=config.seed)
+        savedmodel.save_vgg16(config.vgg_dir, seed=config.seed)
     run_dir, summary = train.train(config)
     train_command.print_summary(run_dir, summary)
-    if run_dir is None:  # a worker other than the chief (fcn.distribute): the chief scores
+    if run_dir is None:  # a worker other than the chief (fcn.training.distribute): the chief scores
         return 0
     figure = _score(recipe, run_dir, summary)
     ok = figure is not None and math.isfinite(figure) and figure >= recipe.target
@@ -96,7 +97,7 @@ def _score(recipe, run_dir, summary):
     not on the network-size copies that training validates on. None without a validation split.
     """
     from fcn import runs
-    from fcn.commands import evaluate
+    from fcn.evaluation import evaluate
 
     if not summary.get("val_images"):
         return None

@@ -32,10 +32,10 @@ from fcn import data, runs
 from fcn.commands import flags
 from fcn.data import task
 from fcn.errors import UserError
+from fcn.evaluation.kitti import devkit
 from fcn.inference import crf as densecrf
 from fcn.inference import overlays
 from fcn.inference.predictor import DEFAULT_PRECISION
-from fcn.kitti import devkit
 
 VIDEO_EXTS = (".mp4", ".avi", ".mov", ".mkv")
 # imageio's ffmpeg plugin (imageio-ffmpeg ships the binary); the output is always H.264 MP4.

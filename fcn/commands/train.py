@@ -16,7 +16,7 @@ def add_arguments(parser):
 
 
 def run(args):
-    from fcn import checkpoint, train
+    from fcn.training import checkpoint, train
 
     try:
         if args.resume:
@@ -34,7 +34,9 @@ def run(args):
 def print_summary(run_dir, summary):
     """One line: the run's final and best validation score (the positive class's IoU for
     binary datasets, mean IoU for multi-class ones: summary.json names it)."""
-    if run_dir is None:  # a worker other than the chief (fcn.distribute): the chief reports
+    if (
+        run_dir is None
+    ):  # a worker other than the chief (fcn.training.distribute): the chief reports
         print(
             f"worker {summary['worker']} done in {summary['train_seconds']:.0f}s", file=sys.stderr
         )

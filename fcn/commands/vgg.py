@@ -17,10 +17,10 @@ def add_arguments(parser):
 
 
 def run(args):
-    from fcn import vgg
+    from fcn.models import savedmodel
 
-    weights = vgg.read_keras_h5(args.keras_h5) if args.keras_h5 else None
-    vgg.save_vgg16(args.out, weights=weights, seed=args.seed, width=args.width)
+    weights = savedmodel.read_keras_h5(args.keras_h5) if args.keras_h5 else None
+    savedmodel.save_vgg16(args.out, weights=weights, seed=args.seed, width=args.width)
     kind = f"ImageNet weights from {args.keras_h5}" if weights else "random He-initialised weights"
     print(
         f"wrote a VGG16 SavedModel (tag 'vgg16', {kind}) to {args.out}; "

@@ -23,7 +23,7 @@ def find_checkpoint(run_dir, which="best"):
     order = [which] + [w for w in ("best", "latest") if w != which]
     for w in order:
         prefix = tf.train.latest_checkpoint(folder.checkpoint_dir(w))
-        if prefix:  # best/checkpoint may name ../checkpoints/model-N (fcn.checkpoint)
+        if prefix:  # best/checkpoint may name ../checkpoints/model-N (fcn.training.checkpoint)
             return os.path.normpath(prefix)
     raise UserError(f"run folder {run_dir} has no checkpoint in best/ or checkpoints/; train first")
 

@@ -6,7 +6,7 @@ enclosing `tf.variable_scope` names them (and `reuse` shares them). Shapes are N
 
 import tensorflow.compat.v1 as tf
 
-# Decoder kernels go here; `fcn.losses.l2_penalty` adds them to the loss explicitly.
+# Decoder kernels go here; `fcn.training.losses.l2_penalty` adds them to the loss explicitly.
 L2_COLLECTION = "decoder_l2_kernels"
 # Keras's batch-norm defaults (its pretrained MobileNetV2 was trained with them).
 BN_MOMENTUM = 0.999
@@ -71,14 +71,16 @@ def batch_norm(x, is_training, name, momentum=BN_MOMENTUM, epsilon=BN_EPSILON):
 
     Variables gamma, beta, moving_mean, moving_variance (Keras's names, so its weights load by
     name); the moving statistics are not trainable but are global variables, so checkpoints and
-    exports carry them. Their update ops go to tf.GraphKeys.UPDATE_OPS; `fcn.losses.optimize`
+    exports carry them. Their update ops go to tf.GraphKeys.UPDATE_OPS;
+    `fcn.training.losses.optimize`
     runs them with every training step (at prediction nothing runs them).
     """
     with tf.variable_scope(name):
         c = int(x.shape[-1])
         gamma = tf.get_variable("gamma", [c], initializer=tf.ones_initializer())
         beta = tf.get_variable("beta", [c], initializer=tf.zeros_initializer())
-        # Mirrored on every replica under tf.distribute (fcn.distribute), updated with the mean
+        # Mirrored on every replica under tf.distribute (fcn.training.distribute), updated with the
+        # mean
         # of the replicas' updates (aggregation MEAN; an assign in replica context needs one);
         # on one device the aggregation changes nothing.
         moving_mean = tf.get_variable(

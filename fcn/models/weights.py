@@ -39,7 +39,8 @@ def assign(sess, variables, weights, scope, source):
         )
     # One session run that feeds every variable's initial value (Variable.load would run one per
     # array: ~30 ms each, 8 s for MobileNetV2's 255 arrays). A variable mirrored by
-    # tf.distribute (fcn.distribute) has one copy per device in `values`: each gets the array.
+    # tf.distribute (fcn.training.distribute) has one copy per device in `values`: each gets the
+    # array.
     feed, initializers = {}, []
     for n, v in by_name.items():
         array = np.asarray(weights[n], v.dtype.base_dtype.as_numpy_dtype)

@@ -11,7 +11,7 @@ import time
 from fcn import names
 from fcn.errors import UserError
 
-# The fallback when summary.json is missing: the score training selects by (fcn.train).
+# The fallback when summary.json is missing: the score training selects by (fcn.training.train).
 _BINARY_METRIC, _MULTICLASS_METRIC = "val_iou", "val_mean_iou"
 _STAMP = re.compile(r"^(\d{8}-\d{6})")  # runs.new_run_dir's names, with an optional -k
 

@@ -1,4 +1,5 @@
-"""VGG16 built in code: the one definition behind the `vgg16` encoder and `fcn.vgg`'s SavedModels.
+"""VGG16 built in code: the one definition behind the `vgg16` encoder and `fcn.models.savedmodel`'s
+SavedModels.
 
 Features (channels at width 1; the ReLU'd fc layers are the FCN-8 reading of VGG16's classifier):
     2: pool1 (64)   4: pool2 (128)   8: pool3 (256)   16: pool4 (512)
@@ -101,7 +102,8 @@ def build_vgg16_features(
         variable and, to rounding, the same result.
     weights: None (He init) or {relative name: array} embedded as constant initialisers, so
         re-running the initializer keeps them (as in the Udacity SavedModel).
-    blocks, fc_filters: the layer table (`fcn.vgg` passes its own copy, which tests shrink).
+    blocks, fc_filters: the layer table (`fcn.models.savedmodel` passes its own copy, which tests
+    shrink).
     """
     import tensorflow.compat.v1 as tf
 

@@ -20,7 +20,7 @@ import re
 import cv2
 import numpy as np
 
-from fcn import metrics
+from fcn.evaluation import metrics
 
 # Error pictures. Binary: the positive class's true positives, false positives and false
 # negatives (true negatives and void are left as they are). Multiclass: every labelled pixel is
@@ -51,7 +51,7 @@ MIN_CORRELATION_ROWS = 3  # Spearman's rho of fewer points says nothing
 
 def sample_scores(pred, label, spec):
     """Scores of one image from its decided classes pred (H, W) and label (H, W), void
-    (spec.ignore_label) left out; NaN where undefined (fcn.metrics' 0/0 convention)."""
+    (spec.ignore_label) left out; NaN where undefined (fcn.evaluation.metrics' 0/0 convention)."""
     cm = metrics.confusion_matrix(pred, label, spec.num_classes, spec.ignore_label)
     m = metrics.segmentation_metrics(cm, list(spec.class_names))
     if spec.task == "binary":

@@ -1,4 +1,4 @@
-"""Segmentation metrics in plain NumPy (the KITTI devkit's own are in fcn.kitti.devkit).
+"""Segmentation metrics in plain NumPy (the KITTI devkit's own are in fcn.evaluation.kitti.devkit).
 
 - Hard-decision metrics (`confusion_matrix`, `segmentation_metrics`, `binary_scores`,
   `ConfusionAccumulator`): per-class IoU, precision, recall and F1 (= Dice) from class indices,

@@ -4,7 +4,7 @@ The devkit's perspective-space evaluation (`KittiRoadEvaluator`, `evaluate_kitti
 over 256 thresholds of the road probability, giving MaxF, AvgPrec and the working point at MaxF,
 with the exact definitions of the devkit's `helper.py` (`evalExp`, `pxEval_maximizeFMeasure`,
 `calcEvalMeasures`) and `evaluateRoad.py`. Scores are fractions in 0..1; the devkit prints them
-times 100. 0/0 is NaN, as in fcn.metrics.
+times 100. 0/0 is NaN, as in fcn.evaluation.metrics.
 """
 
 import os
@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 
 from fcn.errors import UserError
-from fcn.metrics import _ratio
+from fcn.evaluation.metrics import _ratio
 
 # The devkit's sweep: thresh = np.array(range(0, 256)) / 255.0; a pixel is road at threshold t
 # when its probability is >= t.

@@ -3,7 +3,7 @@
 Run folder (runs/<timestamp>/): config.json, dataset.json (the resolved dataset: classes,
 palette), class_stats.json (training labels' class pixel counts and loss weights), split.json,
 log.jsonl (one line per epoch), checkpoints/ (latest K), best/ (best validation score,
-config.best_metric), state.json (what a resume starts from, see fcn.checkpoint), tb/
+config.best_metric), state.json (what a resume starts from, see fcn.training.checkpoint), tb/
 (TensorBoard), val_overlays/ and val_compare/ (at the images' original size), test/ (an overlay
 of every test image at its original size), summary.json, index.html (fcn.report).
 """
@@ -21,27 +21,15 @@ import numpy as np
 import tensorflow.compat.v1 as tf
 from tqdm import tqdm
 
-from fcn import (
-    checkpoint,
-    class_weights,
-    data,
-    distribute,
-    losses,
-    metrics,
-    models,
-    names,
-    precision,
-    report,
-    runs,
-    tboard,
-    vgg,
-)
+from fcn import data, models, names, precision, report, runs
 from fcn.data import task
 from fcn.data.augment import Augmenter
 from fcn.errors import UserError
+from fcn.evaluation import metrics
 from fcn.inference import overlays, prediction
 from fcn.inference.predictor import SessionPredictor
-from fcn.models import encoders, layers, weights
+from fcn.models import encoders, layers, savedmodel, weights
+from fcn.training import checkpoint, class_weights, distribute, losses, tboard
 
 # Validation overlays shown in TensorBoard each epoch.
 _TB_IMAGES = 3
@@ -60,14 +48,14 @@ class TrainingTensors(prediction.PredictionTensors):
     train_op: tf.Operation = None
     loss: tf.Tensor = None  # the fed batch's loss (validation, and one device's training)
     weights: str = ""  # where the encoder's weights came from
-    setup: object = None  # fcn.distribute.Setup; None on one device
-    step_loss: tf.Tensor = None  # fcn.distribute: the global batch's loss of a step
-    stop_votes: tf.Tensor = None  # fcn.distribute: the workers' summed stop requests
-    stop_flag: tf.Tensor = None  # fcn.distribute: this worker's stop request, fed
+    setup: object = None  # fcn.training.distribute.Setup; None on one device
+    step_loss: tf.Tensor = None  # fcn.training.distribute: the global batch's loss of a step
+    stop_votes: tf.Tensor = None  # fcn.training.distribute: the workers' summed stop requests
+    stop_flag: tf.Tensor = None  # fcn.training.distribute: this worker's stop request, fed
 
     @property
     def training_loss(self):
-        """The loss a training step reports: the global batch's under fcn.distribute."""
+        """The loss a training step reports: the global batch's under fcn.training.distribute."""
         return self.loss if self.step_loss is None else self.step_loss
 
 
@@ -92,9 +80,9 @@ def build_model(sess, config, num_classes, log=None, spec=None, loss_weights=Non
     initialise the variables and load the encoder's pretrained weights (fcn.models).
 
     spec: the resolved dataset (default: config.dataset's descriptor). loss_weights: per-class
-    weights (C,) for the weighted losses (config.loss), from fcn.class_weights.
+    weights (C,) for the weighted losses (config.loss), from fcn.training.class_weights.
 
-    setup: a fcn.distribute.Setup to train on several devices or workers (None: one device,
+    setup: a fcn.training.distribute.Setup to train on several devices or workers (None: one device,
     the graph exactly as always). There the prediction path and `loss` (validation) run in
     cross-replica context on the mirrored variables, and the training step is the replicas'
     (`_replica_train_op`); its global-batch loss is `step_loss`, its stop request `stop_votes`.
@@ -167,7 +155,8 @@ def build_model(sess, config, num_classes, log=None, spec=None, loss_weights=Non
 def _replica_train_op(
     setup, config, num_classes, model, labels, learning_rate, loss_weights, var_list
 ):
-    """The synchronous training step of fcn.distribute: every replica runs the network on its
+    """The synchronous training step of fcn.training.distribute: every replica runs the network on
+    its
     shard of the fed image_input (B/W, h, w, 3) and labels, with the prediction path's variables
     (reused, so checkpoints keep the single-device names), and minimises loss / replicas: the v1
     optimizer sums the replicas' gradients, so that is the gradient of the global batch's mean.
@@ -276,7 +265,7 @@ def run_epoch(
     extra_feed: more feeds for every step (the training flag of batch norm and dropout), or a
     function returning them, called before each step.
     extra_fetch: a tensor fetched with every step and passed on: on_step(loss, its value)
-    (fcn.distribute's stop votes).
+    (fcn.training.distribute's stop votes).
     """
     losses_seen = []
     # disable=None: no bar when stdout is not a terminal, so CI logs stay readable.
@@ -421,7 +410,7 @@ def train(config, log=print, resume_dir=None):
     train_ex, val_ex, official = _choose_split(config, spec, resume_dir, log)
     source = models.check_weights_source(config)
     if source != models.RANDOM and config.encoder == "vgg16" and os.path.isdir(source):
-        vgg.check_saved_model(source)
+        savedmodel.check_saved_model(source)
     prec = precision.resolve(config.precision)
     log(
         f"{len(train_ex)} training / {len(val_ex)} validation images at "
@@ -596,7 +585,7 @@ def _fit(sess, model, config, spec, splits, ckpts, progress, history, writer, lo
     Ctrl-C or SIGTERM ends the loop after the current step with a checkpoint (`Interrupted`); a
     non-finite loss ends it at once, leaving the last good checkpoint as it was.
 
-    Under fcn.distribute (model.setup) each worker feeds its slice of whole global batches;
+    Under fcn.training.distribute (model.setup) each worker feeds its slice of whole global batches;
     a stop request is voted on with every step, so all workers stop after the same one; only
     the chief validates and writes (checkpoints, log, TensorBoard, overlays); a lost peer ends
     the job with the last complete checkpoint intact.
@@ -736,7 +725,7 @@ def _last_good(ckpts):
 
 
 def _stopped(signum, ckpts, where):
-    if signum is None:  # fcn.distribute: another worker was asked to stop
+    if signum is None:  # fcn.training.distribute: another worker was asked to stop
         signum, name = signal.SIGTERM, "another worker's stop request"
     else:
         name = signal.Signals(signum).name

@@ -21,7 +21,8 @@ from fcn.errors import UserError
 METHODS = ("none", "inverse", "median", "enet")
 # --class-weights choices: 'auto' is resolved per loss by `resolve`.
 CHOICES = ("auto",) + METHODS
-# Losses that are defined only with weights, and the one that takes none (fcn.losses.LOSSES).
+# Losses that are defined only with weights, and the one that takes none
+# (fcn.training.losses.LOSSES).
 WEIGHTED_LOSSES = ("weighted_ce",)
 UNWEIGHTED_LOSSES = ("ce",)
 # ENet's constant c in 1 / ln(c + p): weights lie in [1 / ln(2.02), 1 / ln(1.02)] = [1.42, 50.5].

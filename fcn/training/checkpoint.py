@@ -43,7 +43,7 @@ _PREFIX = "model"
 _TF_INDEX = "checkpoint"  # the file tf.train.latest_checkpoint reads
 # Flags that may differ from the saved config on --resume: raising --epochs trains longer,
 # folders may move (the split's image names and the checkpoint's shapes are checked instead), and
-# --devices may change: checkpoints of N devices restore on any number (fcn.distribute).
+# --devices may change: checkpoints of N devices restore on any number (fcn.training.distribute).
 RESUMABLE_CHANGES = (
     "epochs",
     "data_dir",

@@ -4,16 +4,16 @@ unlabelled pixels; one-hot labels appear only in `optimize`, the Udacity contrac
 `segmentation_loss` picks a training loss by name (config.loss): ce, weighted_ce, dice, focal,
 dice_focal. Ignore pixels never count in any of them (sums, denominators, Dice's intersections and
 cardinalities), and an all-ignored batch gives 0 with finite (zero) gradients. Class weights
-come from fcn.class_weights.
+come from fcn.training.class_weights.
 """
 
 import numpy as np
 import tensorflow.compat.v1 as tf
 
-from fcn import class_weights as _class_weights
 from fcn import names
 from fcn.errors import UserError
 from fcn.models.layers import L2_COLLECTION
+from fcn.training import class_weights as _class_weights
 
 IGNORE_LABEL = 255
 # Same order as fcn.config.LOSSES, which repeats them so that --help needs no TensorFlow.

@@ -5,7 +5,7 @@ import os
 
 from fcn import data, names, runs
 from fcn.errors import UserError
-from fcn.kitti import bev, devkit
+from fcn.evaluation.kitti import bev, devkit
 
 SUBMISSION_DIR = names.SUBMISSION_DIR
 BEV_DIR = "bev"

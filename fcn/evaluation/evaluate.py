@@ -1,0 +1,202 @@
+"""The evaluation job: score a run (or an export) on a split and write RUN_DIR/eval/, or score
+any method's probability maps against KITTI ground truth with no model.
+
+- `evaluate_run`: opens the run's checkpoint (or an export made by the export command, which
+  carries the run's split) as a Predictor, predicts each image of a split at its original size
+  (benchmarks score there), optionally refines with a DenseCRF (--crf, then decided again) and
+  writes the reports (fcn.evaluation.reports); with --submit (KITTI) also the test set's 8-bit
+  road probability maps (and with --bev their bird's-eye views) for the devkit or server.
+- `evaluate_prob_dir`: `<cat>_road_<id>.png` probability maps against KITTI gt images, like
+  the devkit's evaluateRoad.py.
+
+Metric definitions live in fcn.evaluation.metrics; JSON holds null where a metric is undefined
+(NaN).
+"""
+
+import os
+
+import numpy as np
+
+from fcn import data, names, runs
+from fcn.errors import UserError
+from fcn.evaluation import reports
+from fcn.evaluation.kitti import devkit, submission
+from fcn.evaluation.scoring import BATCH_SIZE, DEFAULT_WORST, DatasetScores, score_examples
+from fcn.inference import crf as densecrf
+from fcn.inference.predictor import DEFAULT_PRECISION
+
+EVAL_DIR = names.EVAL_DIR
+SPLITS = ("val", "train", "all")
+DEFAULT_THRESHOLD = 0.5  # --prob-dir mode has no run config to take it from
+
+
+def _select(examples, split_names, split, run_dir, data_dir):
+    """The split's examples from the data folder, in split.json's order."""
+    if split == "all":
+        return examples
+    by_name = {ex.name: ex for ex in examples}
+    wanted = split_names.get(split)
+    if not isinstance(wanted, list):
+        raise UserError(f"{run_dir}/split.json has no '{split}' list; is this a run folder?")
+    missing = [n for n in wanted if n not in by_name]
+    if missing:
+        raise UserError(
+            f"{len(missing)} image(s) of the run's {split} split are not in {data_dir} "
+            f"(e.g. {', '.join(missing[:3])}); pass the run's --data-dir or use --split all"
+        )
+    if not wanted:
+        raise UserError(f"the run's {split} split is empty; use --split train or --split all")
+    return [by_name[n] for n in wanted]
+
+
+def check_threshold(threshold):
+    if not 0.0 < threshold < 1.0:
+        raise UserError(f"--threshold must be in (0, 1), got {threshold}")
+
+
+def evaluate_run(
+    run_dir,
+    data_dir=None,
+    split="val",
+    threshold=None,
+    worst=DEFAULT_WORST,
+    submit=False,
+    use_bev=False,
+    checkpoint="best",
+    crf=False,
+    tta=True,
+    precision_name=DEFAULT_PRECISION,
+    log=print,
+):
+    """Score a run's checkpoint on a split and write RUN_DIR/eval/ (and the submission).
+    tta False: each image alone where the run was trained with --tta. precision_name: the
+    Predictor's (the same default as infer's, so the score is that of what infer writes).
+
+    Returns the metrics dict written to metrics.json (NaN for undefined values in memory).
+    """
+    from fcn.inference import restore  # TensorFlow: imported only when a model is needed
+
+    if not os.path.isdir(run_dir):
+        raise UserError(f"run folder {run_dir} does not exist; pass a folder from runs/")
+    if split not in SPLITS:
+        raise UserError(f"--split {split!r} is not one of {list(SPLITS)}")
+    if worst < 0:
+        raise UserError(f"--worst must be >= 0, got {worst}")
+    if use_bev and not submit:
+        raise UserError("--bev transforms the submission maps; add --submit")
+    if crf:
+        densecrf.densecrf_module()
+    if threshold is not None:
+        check_threshold(threshold)
+    folder = runs.RunFolder(run_dir)  # an export carries the run's split.json too
+    if not restore.is_export(run_dir):
+        folder.check_is_run()
+    if split != "all" and not folder.has(names.SPLIT_FILE):
+        what = "the export" if restore.is_export(run_dir) else "the run folder"
+        raise UserError(f"{what} {run_dir} carries no split.json; use --split all")
+    split_names = {} if split == "all" else folder.read_split()
+
+    with restore.open_predictor(
+        run_dir, precision_name, checkpoint, tta=tta, batch_size=BATCH_SIZE
+    ) as restored:
+        config = restored.config
+        data_dir = data_dir or config.data_dir
+        threshold = restored.threshold if threshold is None else threshold
+        spec = restored.spec  # the run's own classes (its dataset.json), not today's registry
+        examples = _select(data.list_pairs(data_dir, spec), split_names, split, run_dir, data_dir)
+        test_examples, calibs = [], None
+        if submit:
+            if spec.benchmark != "kitti_road":
+                raise UserError(f"--submit writes KITTI road maps; {spec.name} has no benchmark")
+            test_examples = data.list_test_images(data_dir, spec)
+            if not test_examples:
+                folder = os.path.join(data_dir, spec.root, spec.test_images)
+                raise UserError(f"--submit found no test images in {folder}; is --data-dir right?")
+            calibs = submission.calib_paths(data_dir, spec, test_examples) if use_bev else None
+        tta = restored.tta
+        refined = (f" averaged over --tta {tta} copies" if tta != "none" else "") + (
+            " with DenseCRF" if crf else ""
+        )
+        log(
+            f"evaluating {restored.source}{refined} on {len(examples)} image(s) of {data_dir} "
+            f"({split})"
+        )
+        scores, rows, ranked = score_examples(restored, examples, spec, threshold, worst, crf, log)
+        n_sub = (
+            submission.write(restored, test_examples, run_dir, spec, calibs, BATCH_SIZE)
+            if submit
+            else 0
+        )
+
+    result = scores.result()
+    result.update(
+        run=run_dir,
+        checkpoint=restored.source,
+        data_dir=data_dir,
+        split=split,
+        threshold=threshold,
+        task=spec.task,
+        crf=bool(crf),
+        tta=restored.tta,
+        precision=restored.precision,
+    )
+    out_dir = os.path.join(run_dir, EVAL_DIR)
+    written = reports.write_reports(out_dir, result, rows, ranked, spec)
+    log(reports.format_table(result))
+    log(f"wrote {', '.join(written)} to {out_dir}")
+    if submit:
+        where = os.path.join(run_dir, submission.SUBMISSION_DIR)
+        extra = (
+            f" and their bird's-eye views in {os.path.join(where, submission.BEV_DIR)}"
+            if use_bev
+            else ""
+        )
+        log(f"wrote {n_sub} submission map(s) to {where}{extra}")
+    if not restore.is_export(run_dir):
+        from fcn import report
+
+        report.refresh(run_dir, log)
+    return result
+
+
+def evaluate_prob_dir(prob_dir, gt_dir, threshold=DEFAULT_THRESHOLD):
+    """Score <cat>_road_<id>.png probability maps (8- or 16-bit) against the KITTI gt images of
+    the same names in gt_dir, like the devkit: every gt image needs its map; extra maps are
+    ignored. Returns the metrics dict (as metrics.json)."""
+    spec = data.KITTI_ROAD  # not_road = 0, road = 1, the classes of a KITTI gt image
+    check_threshold(threshold)
+    for folder, what in ((prob_dir, "--prob-dir"), (gt_dir, "--gt-dir")):
+        if not os.path.isdir(folder):
+            raise UserError(f"{what} {folder} does not exist")
+    kind = spec.label_stem.format(cat="", id="").strip("_")  # "road": skip KITTI's *_lane_*
+    gt_paths = [p for p in data.images_in(gt_dir) if f"_{kind}_" in os.path.basename(p)]
+    if not gt_paths:
+        raise UserError(
+            f"no ground truth <cat>_{kind}_<id>.png in {gt_dir}; point --gt-dir at gt_image_2"
+        )
+    stems = [os.path.splitext(os.path.basename(p))[0] for p in gt_paths]
+    prob_paths = [os.path.join(prob_dir, s + ".png") for s in stems]
+    missing = [os.path.basename(p) for p in prob_paths if not os.path.isfile(p)]
+    if missing:
+        raise UserError(
+            f"{len(missing)} of {len(stems)} probability maps are missing in {prob_dir} "
+            f"(e.g. {', '.join(missing[:3])}); write one <cat>_{kind}_<id>.png per gt image"
+        )
+    scores = DatasetScores(spec)
+    for stem, gt_path, prob_path in zip(stems, gt_paths, prob_paths, strict=True):
+        gt_rgb = data.read_image(gt_path, warn=None)
+        prob = devkit.read_probability_png(prob_path)
+        if prob.shape != gt_rgb.shape[:2]:
+            raise UserError(
+                f"probability map {prob_path} is {prob.shape[1]}x{prob.shape[0]} but "
+                f"{gt_path} is {gt_rgb.shape[1]}x{gt_rgb.shape[0]}; write maps at the gt size"
+            )
+        # Classes from the gt the devkit's way (road = blue > 0, valid = red > 0), so any gt the
+        # devkit accepts is accepted here too.
+        gt_road, gt_valid = devkit.kitti_gt_from_rgb(gt_rgb)
+        label = np.where(gt_valid, gt_road, data.IGNORE_LABEL).astype(np.uint8)
+        pred = (prob >= threshold).astype(np.uint8)
+        scores.add(data.category_of(stem), prob, pred, label, gt_rgb)
+    result = scores.result()
+    result.update(prob_dir=prob_dir, gt_dir=gt_dir, threshold=threshold)
+    return result
