@@ -4,14 +4,13 @@ A thin adapter over fcn.models.decoders.fcn8 (the one definition of the heads), 
 holds VGG's three interface tensors rather than an encoder's features by stride.
 """
 
-import types
-
 import tensorflow.compat.v1 as tf
 
 from fcn.errors import UserError
 from fcn.models import decoders as _decoders
 from fcn.models import layers
 from fcn.models.decoders import fcn8
+from fcn.models.options import ModelOptions
 
 L2_COLLECTION = layers.L2_COLLECTION
 SCOPE = _decoders.SCOPE
@@ -28,7 +27,7 @@ def build_decoder(
     """
     if name not in DECODERS:
         raise UserError(f"unknown decoder {name!r}; choose one of {sorted(DECODERS)}")
-    options = types.SimpleNamespace(init_stddev=init_stddev, skip_gain=skip_gain)
+    options = ModelOptions(init_stddev=init_stddev, skip_gain=skip_gain)
     features = {8: layer3, 16: layer4, 32: layer7}
     with tf.variable_scope(SCOPE):
         logits = DECODERS[name](features, num_classes, output_hw, options)

@@ -8,6 +8,7 @@ import tensorflow.compat.v1 as tf
 from fcn import config, models
 from fcn.errors import UserError
 from fcn.models import decoders, encoders, layers
+from fcn.models.options import ModelOptions
 from fcn.training import losses
 
 NUM_CLASSES = 3
@@ -73,7 +74,9 @@ def test_unet_encoder_maps_have_the_contract_strides_and_channels_on_an_odd_size
     with tf.Graph().as_default():
         images, is_training, keep_prob = _inputs()
         with tf.variable_scope(encoders.SCOPE):
-            features = encoders.get("unet").build(images, cfg, is_training, keep_prob)
+            features = encoders.get("unet").build(
+                images, ModelOptions.from_config(cfg), is_training, keep_prob
+            )
         shapes = {v.op.name: v.shape.as_list() for v in tf.global_variables()}
         with _session() as sess:
             sess.run(tf.global_variables_initializer())

@@ -12,6 +12,7 @@ from fcn import config, data
 from fcn.errors import UserError
 from fcn.models import encoders, savedmodel, weights
 from fcn.models.encoders import vgg16
+from fcn.models.options import ModelOptions
 
 # 13 convolutions + fc6 + fc7, a kernel and a bias each.
 N_ARRAYS = 30
@@ -53,7 +54,9 @@ def test_build_follows_the_contract_with_keras_names():
         images = tf.placeholder(tf.float32, [None, 64, 96, 3])
         keep_prob = tf.placeholder(tf.float32, [])
         with tf.variable_scope(encoders.SCOPE):
-            features = encoders.get("vgg16").build(images, cfg, tf.constant(False), keep_prob)
+            features = encoders.get("vgg16").build(
+                images, ModelOptions.from_config(cfg), tf.constant(False), keep_prob
+            )
         names = {
             weights.relative_name(v, encoders.SCOPE)
             for v in tf.global_variables(scope=encoders.SCOPE + "/")

@@ -6,6 +6,7 @@ import os
 
 from fcn.errors import UserError
 from fcn.models import decoders, encoders
+from fcn.models.options import ModelOptions
 
 RANDOM = "random"
 
@@ -13,9 +14,12 @@ RANDOM = "random"
 def build_network(images, config, num_classes, is_training, keep_prob):
     """images float32 (N, H, W, 3) raw 0..255 -> dict(features {stride: map}, logits (N, H, W,
     num_classes), encoder_variables: every global variable of the encoder, batch-norm statistics
-    included). Pure: builds ops and variables in the default graph, opens no session."""
+    included). Pure: builds ops and variables in the default graph, opens no session.
+
+    config: a Config or ModelOptions; the builders get the ModelOptions."""
     import tensorflow.compat.v1 as tf
 
+    config = ModelOptions.from_config(config)
     encoder = encoders.get(config.encoder)
     decoder = decoders.get(config.decoder)
     with tf.variable_scope(encoders.SCOPE):

@@ -1,6 +1,7 @@
 """Decoders: feature maps by stride in, logits at exactly the input size out.
 
-    build(features, num_classes, output_hw, config, is_training) -> logits
+    build(features, num_classes, output_hw, options, is_training) -> logits  (options:
+        fcn.models.options.ModelOptions)
         features     {stride: (N, ceil(H/s), ceil(W/s), C_s)} for strides 2..32, from any encoder
                      (see fcn.models.encoders); a decoder reads channel counts from the shapes
         output_hw    int32 (2,) tensor: the input's (H, W)

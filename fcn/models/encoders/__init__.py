@@ -2,7 +2,8 @@
 
 The contract every encoder keeps and every decoder relies on (and nothing else):
 
-    build(images, config, is_training, keep_prob) -> {stride: features}
+    build(images, options, is_training, keep_prob) -> {stride: features}  (options:
+        fcn.models.options.ModelOptions)
         images       float32 (N, H, W, 3), raw RGB in 0..255, any H, W >= 32; each encoder does
                      its own preprocessing (VGG: RGB->BGR minus the ImageNet mean; MobileNetV2:
                      x/127.5 - 1; U-Net: x/255) inside the graph

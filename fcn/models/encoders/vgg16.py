@@ -61,7 +61,7 @@ def build(images, config, is_training, keep_prob):
     weights are assigned after initialisation by `read_weights` + `fcn.models.weights.assign`."""
     del is_training  # no batch norm; dropout follows keep_prob
     return build_vgg16_features(
-        images, keep_prob, width=config.width, seed=config.seed, fc6=fc6_form(config)
+        images, keep_prob, width=config.width, seed=config.seed, fc6=config.fc6
     )
 
 
