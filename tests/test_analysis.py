@@ -12,7 +12,7 @@ import pytest
 
 from fcn import data
 from fcn.data import task
-from fcn.evaluation import analysis, metrics
+from fcn.evaluation import analysis, metrics, plots
 from fcn.inference import crf, overlays
 
 approx = pytest.approx
@@ -182,13 +182,13 @@ def test_legend_wraps_to_rows_on_narrow_images():
 
 def test_confusion_image_is_a_png_of_the_expected_size():
     cm = np.array([[3, 1, 0], [0, 0, 0], [0, 0, 2]])
-    png = analysis.confusion_png(cm, ["bg", "car", "person"])
+    png = plots.confusion_png(cm, ["bg", "car", "person"])
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
     picture = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)
     # (3 + 0.4 * 3) inches at 100 dpi.
-    assert picture.shape[:2] == analysis.confusion_image_size(3) == (420, 420)
+    assert picture.shape[:2] == plots.confusion_image_size(3) == (420, 420)
     with pytest.raises(ValueError, match="2 class names"):
-        analysis.confusion_png(cm, ["bg", "car"])
+        plots.confusion_png(cm, ["bg", "car"])
 
 
 def test_present_mean_iou_leaves_out_classes_without_ground_truth():
@@ -248,12 +248,10 @@ def test_csv_cells_and_columns():
 
 
 def test_plots_for_varying_fields_only():
-    plots = analysis.metadata_plots(_rows(), ["mean_iou"], ["grayscale", "brightness", "width"])
-    assert sorted(plots) == ["mean_iou_vs_brightness.png", "mean_iou_vs_grayscale.png"]
-    assert all(png[:8] == b"\x89PNG\r\n\x1a\n" for png in plots.values())
-    assert (
-        analysis.plot_name("iou", "instances_traffic light") == "iou_vs_instances_traffic_light.png"
-    )
+    pngs = plots.metadata_plots(_rows(), ["mean_iou"], ["grayscale", "brightness", "width"])
+    assert sorted(pngs) == ["mean_iou_vs_brightness.png", "mean_iou_vs_grayscale.png"]
+    assert all(png[:8] == b"\x89PNG\r\n\x1a\n" for png in pngs.values())
+    assert plots.plot_name("iou", "instances_traffic light") == "iou_vs_instances_traffic_light.png"
 
 
 # --------------------------------------------------------------------------------------------

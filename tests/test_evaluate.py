@@ -15,7 +15,7 @@ import tensorflow.compat.v1 as tf
 
 from fcn import cli, data, names, runs
 from fcn.data import task
-from fcn.evaluation import analysis, reports, scoring
+from fcn.evaluation import analysis, plots, reports, scoring
 from fcn.evaluation.kitti import bev, devkit
 from fcn.inference.predictor import Predictor
 from fcn.training import tboard
@@ -457,7 +457,7 @@ def test_three_class_evaluation_scores_and_reports_by_hand(tmp_path):
     assert [r["name"] for r in csv_rows] == ["a", "b", "c", "d"]
     assert csv_rows[2]["grayscale"] == "1" and csv_rows[0]["iou_person"] == ""
     confusion = cv2.imread(str(out / names.EVAL_CONFUSION_IMAGE))
-    assert confusion.shape[:2] == analysis.confusion_image_size(3)
+    assert confusion.shape[:2] == plots.confusion_image_size(3)
     # Only grayscale and brightness vary over the four images.
     assert sorted(os.listdir(out / names.EVAL_PLOTS_DIR)) == [
         "loss_vs_brightness.png",

@@ -14,7 +14,7 @@ Two modes:
     confusion.png    the row-normalised confusion matrix
     plots/           the headline score and the loss against every metadata field
     worst/           the worst N images by the headline score, errors coloured
-    (fcn.evaluation.analysis)
+    (fcn.evaluation.analysis; confusion.png and plots/ from fcn.evaluation.plots)
     iou_vs_metadata.png  binary datasets: the positive class's IoU against its metadata
   With --submit (KITTI) it also writes RUN_DIR/submission/<cat>_road_<id>.png: 8-bit road
   probability maps of the test set at original size (perspective), and with --bev their

@@ -1,6 +1,7 @@
 """Per-sample error analysis: what each evaluated image scores, what it looks like, and which
-kinds of image score worse. Pure NumPy (plus cv2 for pictures, matplotlib Agg for plots and
-scipy for rank correlation); no TensorFlow, so every piece is testable on hand-made arrays.
+kinds of image score worse. Pure NumPy (plus cv2 for pictures and scipy for rank correlation);
+no TensorFlow, so every piece is testable on hand-made arrays. The plots of these rows and the
+confusion image are in fcn.evaluation.plots.
 
 One row per image (a dict, written as RUN/eval/per_image.csv):
 - scores: binary datasets the positive class's iou, f1, precision, recall; multiclass ones
@@ -15,7 +16,6 @@ One row per image (a dict, written as RUN/eval/per_image.csv):
 
 import io
 import math
-import re
 
 import cv2
 import numpy as np
@@ -36,11 +36,6 @@ GREY_SPREAD = 1.0
 # -log(1e-7) = 16.1, not infinity.
 MIN_PROB = 1e-7
 LOSS = "loss"
-# Confusion image: inches per class plus room for the names; 100 dpi.
-CONFUSION_DPI = 100
-CONFUSION_BASE_INCHES = 3.0
-CONFUSION_INCHES_PER_CLASS = 0.4
-_ANNOTATE_UP_TO = 20  # classes: beyond this the cell numbers would not be legible
 MIN_CORRELATION_ROWS = 3  # Spearman's rho of fewer points says nothing
 
 
@@ -228,7 +223,8 @@ def field_kind(values):
     return "numeric"
 
 
-def _finite(x):
+def finite_number(x):
+    """True for an int or float (NumPy's too) that is neither NaN nor infinite."""
     return x is not None and isinstance(x, (int, float, np.number)) and math.isfinite(x)
 
 
@@ -252,7 +248,7 @@ def what_scores_worse(rows, score, fields):
     groups, correlations = [], []
     for field in fields:
         pairs = [(r.get(field), r.get(score)) for r in rows]
-        pairs = [(v, s) for v, s in pairs if v is not None and _finite(s)]
+        pairs = [(v, s) for v, s in pairs if v is not None and finite_number(s)]
         kind = field_kind([v for v, _ in pairs])
         if kind in ("boolean", "category"):
             by_value = {}
@@ -265,7 +261,7 @@ def what_scores_worse(rows, score, fields):
             )
             groups.append({"field": field, "groups": means, "gap": means[-1][1] - means[0][1]})
             continue
-        pairs = [(float(v), s) for v, s in pairs if _finite(v)]
+        pairs = [(float(v), s) for v, s in pairs if finite_number(v)]
         if len(pairs) < MIN_CORRELATION_ROWS or len({v for v, _ in pairs}) < 2:
             continue
         x, y = zip(*pairs, strict=True)
@@ -304,126 +300,3 @@ def worse_markdown(groups, correlations, score_label):
             f"(larger {c['field']}, {direction} {score_label})"
         )
     return lines or ["- nothing to compare (too few images or no varying field)"]
-
-
-# --------------------------------------------------------------------------------------------
-# Plots (matplotlib's Agg canvas, no pyplot: safe without a display and in threads)
-# --------------------------------------------------------------------------------------------
-
-
-def _figure(width_in, height_in, dpi=100):
-    import matplotlib
-
-    matplotlib.use("Agg")  # no display; before anything touches a backend
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(width_in, height_in), dpi=dpi)
-    FigureCanvasAgg(fig)
-    return fig
-
-
-def _png(fig):
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    return buf.getvalue()
-
-
-def plot_name(score, field):
-    """plots/<score>_vs_<field>.png with anything but letters, digits, '-' and '_' replaced."""
-    return re.sub(r"[^A-Za-z0-9_-]+", "_", f"{score}_vs_{field}") + ".png"
-
-
-def plot_score_vs_field(rows, score, field, score_label=None):
-    """PNG bytes of `score` against `field` over the rows: a scatter for numeric fields, a box
-    with every image as a jittered point per group for boolean and category fields; None when
-    no image has both defined."""
-    pairs = [(r.get(field), r.get(score)) for r in rows]
-    pairs = [(v, s) for v, s in pairs if v is not None and _finite(s)]
-    kind = field_kind([v for v, _ in pairs])
-    if kind == "numeric":
-        pairs = [(v, s) for v, s in pairs if _finite(v)]
-    if not pairs:
-        return None
-    fig = _figure(5, 3.6)
-    ax = fig.subplots()
-    if kind == "numeric":
-        x, y = zip(*pairs, strict=True)
-        ax.scatter(x, y, s=16, alpha=0.7)
-    else:
-        values = sorted({bool(v) if kind == "boolean" else v for v, _ in pairs}, key=str)
-        data = [[s for v, s in pairs if (bool(v) if kind == "boolean" else v) == g] for g in values]
-        ax.boxplot(data, showfliers=False)
-        rng = np.random.default_rng(0)  # the same picture every run
-        for i, ys in enumerate(data, 1):
-            ax.scatter(i + rng.uniform(-0.12, 0.12, len(ys)), ys, s=12, alpha=0.6)
-        ax.set_xticks(range(1, len(values) + 1))
-        ax.set_xticklabels([f"{v}\n({len(d)})" for v, d in zip(values, data, strict=True)])
-    ax.set_xlabel(field)
-    ax.set_ylabel(score_label or score)
-    ax.grid(alpha=0.3)
-    ax.set_title(f"{score_label or score} against {field} ({len(pairs)} images)", fontsize=10)
-    fig.tight_layout()
-    return _png(fig)
-
-
-def metadata_plots(rows, scores, fields, labels=None):
-    """{plot_name(score, field): PNG bytes} for each score against each field that varies
-    over the rows (a constant field shows nothing): len(scores) * len(fields) plots at most."""
-    labels = labels or {}
-    out = {}
-    for field in fields:
-        if len({str(r.get(field)) for r in rows}) < 2:
-            continue
-        for score in scores:
-            png = plot_score_vs_field(rows, score, field, labels.get(score))
-            if png is not None:
-                out[plot_name(score, field)] = png
-    return out
-
-
-def confusion_image_size(num_classes):
-    """(height, width) in px of confusion_png's image."""
-    side = int(round((CONFUSION_BASE_INCHES + CONFUSION_INCHES_PER_CLASS * num_classes) * 100))
-    return side, side
-
-
-def confusion_png(cm, class_names):
-    """PNG bytes of the row-normalised confusion matrix (rows: true class, columns: predicted;
-    each row sums to 1, a class without ground truth is an empty row), class names on both
-    axes, of confusion_image_size(len(class_names))."""
-    cm = np.asarray(cm, np.float64)
-    n = len(class_names)
-    if cm.shape != (n, n):
-        raise ValueError(f"{n} class names for a confusion matrix of shape {cm.shape}")
-    support = cm.sum(axis=1, keepdims=True)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        norm = np.where(support > 0, cm / support, np.nan)
-    side = CONFUSION_BASE_INCHES + CONFUSION_INCHES_PER_CLASS * n
-    fig = _figure(side, side, CONFUSION_DPI)
-    ax = fig.subplots()
-    im = ax.imshow(np.ma.masked_invalid(norm), vmin=0.0, vmax=1.0, cmap="Blues")
-    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
-    ax.set_xticks(range(n))
-    ax.set_yticks(range(n))
-    ax.set_xticklabels(class_names, rotation=90, fontsize=8)
-    ax.set_yticklabels(class_names, fontsize=8)
-    ax.set_xlabel("predicted class")
-    ax.set_ylabel("true class")
-    if n <= _ANNOTATE_UP_TO:
-        for i in range(n):
-            for j in range(n):
-                if math.isfinite(norm[i, j]) and norm[i, j] >= 0.005:
-                    colour = "white" if norm[i, j] > 0.5 else "black"
-                    ax.text(
-                        j,
-                        i,
-                        f"{norm[i, j]:.2f}",
-                        ha="center",
-                        va="center",
-                        fontsize=7,
-                        color=colour,
-                    )
-    ax.set_title("confusion (each true class's row sums to 1)", fontsize=9)
-    fig.tight_layout()
-    return _png(fig)

@@ -3,13 +3,12 @@ per_image.csv, confusion.png, plots/, worst/, summary.md and, for binary dataset
 iou_vs_metadata.png (names in fcn.names)."""
 
 import glob
-import io
 import math
 import os
 
 from fcn import data, names, runs
 from fcn.data import task
-from fcn.evaluation import analysis
+from fcn.evaluation import analysis, plots
 from fcn.evaluation.scoring import KITTI_GROUPS, KITTI_KEYS
 
 IOU_VS_METADATA = "iou_vs_metadata.png"  # binary datasets; plots/ holds every dataset's plots
@@ -60,14 +59,14 @@ def write_reports(out_dir, result, rows, ranked, spec):
     )
     runs.atomic_write_bytes(
         os.path.join(out_dir, names.EVAL_CONFUSION_IMAGE),
-        analysis.confusion_png(result["confusion_matrix"], list(spec.class_names)),
+        plots.confusion_png(result["confusion_matrix"], list(spec.class_names)),
     )
     plots_dir = os.path.join(out_dir, names.EVAL_PLOTS_DIR)
     for old in glob.glob(os.path.join(plots_dir, "*.png")):
         os.remove(old)
     labels = {headline: label_text, analysis.LOSS: "loss (cross-entropy)"}
-    plots = analysis.metadata_plots(rows, [headline, analysis.LOSS], fields, labels)
-    for filename, png in plots.items():
+    plot_pngs = plots.metadata_plots(rows, [headline, analysis.LOSS], fields, labels)
+    for filename, png in plot_pngs.items():
         runs.atomic_write_bytes(os.path.join(plots_dir, filename), png)
     worst_names = _write_gallery(os.path.join(out_dir, names.EVAL_WORST_DIR), ranked)
     written = [
@@ -75,14 +74,14 @@ def write_reports(out_dir, result, rows, ranked, spec):
         names.EVAL_PER_IMAGE_FILE,
         names.EVAL_SUMMARY_FILE,
         names.EVAL_CONFUSION_IMAGE,
-        f"{len(plots)} plot(s) in {names.EVAL_PLOTS_DIR}/",
+        f"{len(plot_pngs)} plot(s) in {names.EVAL_PLOTS_DIR}/",
         f"{len(worst_names)} worst image(s) in {names.EVAL_WORST_DIR}/",
     ]
     if spec.task == "binary":
-        png = plot_iou_vs_metadata(rows, spec.positive_name)
+        png = plots.plot_iou_vs_metadata(rows, spec.positive_name)
         runs.atomic_write_bytes(os.path.join(out_dir, IOU_VS_METADATA), png)
         written.insert(4, IOU_VS_METADATA)
-    summary = summary_markdown(result, rows, worst_names, spec, sorted(plots))
+    summary = summary_markdown(result, rows, worst_names, spec, sorted(plot_pngs))
     runs.atomic_write_bytes(os.path.join(out_dir, names.EVAL_SUMMARY_FILE), summary.encode())
     return written
 
@@ -289,57 +288,3 @@ _COLOUR_NAMES = {(0, 255, 0): "green", (255, 0, 0): "red", (0, 0, 255): "blue"}
 
 def _colour_name(rgb):
     return _COLOUR_NAMES.get(tuple(rgb), "grey" if len(set(rgb)) == 1 else str(tuple(rgb)))
-
-
-def plot_iou_vs_metadata(rows, positive="road"):
-    """PNG bytes: per-image IoU of the positive class (binary datasets) against its fraction,
-    its regions and brightness, one colour per category, grey frames as hollow markers."""
-    import matplotlib
-
-    matplotlib.use("Agg")  # no display; before anything touches a backend
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-    from matplotlib.ticker import MaxNLocator
-
-    fig = Figure(figsize=(12, 3.8), dpi=100)
-    FigureCanvasAgg(fig)
-    axes = fig.subplots(1, 3, sharey=True)
-    panels = (
-        (f"{positive}_fraction", f"{positive} fraction of the valid area"),
-        (f"n_{positive}_regions", f"connected {positive} regions in the label"),
-        ("brightness", "mean brightness (0..1)"),
-    )
-    categories = sorted({r["category"] for r in rows})
-    colours = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown")
-    for ax, (key, xlabel) in zip(axes, panels, strict=True):
-        for i, cat in enumerate(categories):
-            for grey in (0, 1):
-                pts = [
-                    (r[key], r["iou"])
-                    for r in rows
-                    if r["category"] == cat and r["grayscale"] == grey and math.isfinite(r["iou"])
-                ]
-                if not pts:
-                    continue
-                x, y = zip(*pts, strict=True)
-                colour = colours[i % len(colours)]
-                ax.scatter(
-                    x,
-                    y,
-                    s=18,
-                    label=f"{cat} (grey)" if grey else cat,
-                    facecolors="none" if grey else colour,
-                    edgecolors=colour,
-                )
-        ax.set_xlabel(xlabel)
-        ax.grid(alpha=0.3)
-    axes[1].xaxis.set_major_locator(MaxNLocator(integer=True))  # region counts are whole
-    axes[0].set_ylabel(f"{positive} IoU")
-    axes[0].set_ylim(-0.02, 1.02)
-    if any(ax.get_legend_handles_labels()[0] for ax in axes):
-        axes[0].legend(loc="lower right", fontsize=8)
-    fig.suptitle(f"per-image {positive} IoU against image metadata ({len(rows)} images)")
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    return buf.getvalue()

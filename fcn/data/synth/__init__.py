@@ -4,7 +4,8 @@ data), `streets` (7-class street scenes in the Mapillary Vistas and Cityscapes l
 instances layout) and `shapes` (textured blobs among look-alike clutter, folder layout).
 
 `generate(kind, out, ...)` writes any of them; `generate_dataset` and `render_scene` are the
-KITTI generator's own entry points, kept for the demo and the benchmark.
+KITTI generator's own entry points, kept for the demo and the benchmark. The KITTI scene's pieces
+(world and camera, layout, ground, objects) are in `kitti_scene/`.
 """
 
 from __future__ import annotations
