@@ -41,6 +41,7 @@ SPLIT_FILE = "split.json"
 LOG_FILE = "log.jsonl"
 SUMMARY_FILE = "summary.json"
 STATE_FILE = "state.json"
+FAILED_FILE = "failed.json"  # why training stopped on a TensorFlow error (fcn.training.train)
 LATEST_DIR = "checkpoints"
 BEST_DIR = "best"
 TB_DIR = "tb"

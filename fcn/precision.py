@@ -63,6 +63,23 @@ def session_config(precision="float32", xla=False):
     return config
 
 
+def for_server(config):
+    """`config` (a session_config) fitted for a graph that a tf.distribute.Server runs.
+
+    A server's worker checks every node of the graph it is sent against the op registry
+    (GraphMgr::InitItem builds it with validate_nodes) before oneDNN's layout pass rewrites it.
+    Grappler's remapper, run by the master, fuses a bf16 Conv2D + BiasAdd into `_FusedConv2D`,
+    whose registered op takes no bfloat16: a local session never checks and oneDNN turns it into
+    `_MklNativeFusedConv2D`, but the worker rejects it at the first step. Without the remapper
+    the bf16 rewrite still casts the convolutions and the worker's oneDNN pass fuses them itself
+    (`_MklNativeConv2DWithBias`), as fast as the local session (docs/distributed.md).
+    """
+    rewrite = config.graph_options.rewrite_options
+    if rewrite.auto_mixed_precision_onednn_bfloat16 == rewriter_config_pb2.RewriterConfig.ON:
+        rewrite.remapping = rewriter_config_pb2.RewriterConfig.OFF
+    return config
+
+
 def loss_scale_for(precision):
     """fp16 gradients underflow without loss scaling; bf16 has float32's exponent range."""
     return "dynamic" if precision == "float16" else None

@@ -19,6 +19,11 @@ def set_verbose(verbose):
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
+def verbose():
+    """--verbose was given: errors may show their whole trace."""
+    return _state["verbose"]
+
+
 @contextlib.contextmanager
 def _stderr_muted():
     """Silence file descriptor 2 (C++ writes there before absl's logging is set up)."""

@@ -16,6 +16,7 @@ import time
 import numpy as np
 import pytest
 
+from conftest import PRECISIONS
 from fcn import config
 from fcn.errors import UserError
 from fcn.training import distribute
@@ -178,6 +179,52 @@ def _script_equivalence(out_dir, vgg_dir):
     print("RESULT " + json.dumps(result), flush=True)
 
 
+def _script_server_pairs(port):
+    """One bf16 training step of every encoder and decoder in a session on a tf.distribute.Server
+    (the multi-worker path: its worker checks every node before oneDNN rewrites the graph).
+    Prints a JSON line {pair: "ok" or the error}."""
+    import tensorflow.compat.v1 as tf
+
+    tf.disable_v2_behavior()
+    from fcn import precision
+    from fcn.models import decoders, encoders
+    from fcn.training import train
+
+    session_config = precision.for_server(precision.session_config("bfloat16"))
+    server = tf.distribute.Server(
+        {"worker": [f"127.0.0.1:{port}"]}, "worker", 0, config=session_config, start=True
+    )
+    rng = np.random.default_rng(0)
+    images = rng.uniform(0, 255, (2, *SHAPE, 3)).astype(np.float32)
+    labels = rng.integers(0, 2, (2, *SHAPE)).astype(np.uint8)
+    result = {}
+    # Every encoder and every decoder once (7 graphs, not all 15 pairs: each costs seconds).
+    pairs = {(e, "unet") for e in encoders.ENCODERS} | {("unet", d) for d in decoders.DECODERS}
+    for encoder, decoder in sorted(pairs):
+        cfg = config.Config(
+            encoder=encoder,
+            decoder=decoder,
+            weights="random",
+            width=1 / 16 if encoder == "vgg16" else 1,
+            unet_filters=4,
+            image_shape=SHAPE,
+            precision="bfloat16",
+        )
+        with tf.Graph().as_default() as graph:
+            sess = tf.Session(server.target, graph=graph, config=session_config)
+            model = train.build_model(sess, cfg, 2)
+            feed = {model["image_input"]: images, model["labels"]: labels}
+            feed.update({model["learning_rate"]: 1e-4, model["is_training"]: True})
+            try:
+                _, loss = sess.run([model["train_op"], model["loss"]], feed)
+                result[f"{encoder}+{decoder}"] = "ok" if np.isfinite(loss) else str(loss)
+            except tf.errors.OpError as e:
+                result[f"{encoder}+{decoder}"] = f"{type(e).__name__}: {e.message[:300]}"
+            sess.close()
+        tf.Session.reset(server.target)  # a server keeps variables across sessions
+    print("RESULT " + json.dumps(result), flush=True)
+
+
 def _env(**more):
     """This checkout importable, TensorFlow's C++ logs quiet."""
     env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="2")
@@ -225,7 +272,8 @@ def test_two_replicas_step_as_one_device_and_checkpoints_interchange(tiny_vgg, t
 
 if __name__ == "__main__":
     sys.path.insert(0, ROOT)
-    {"equivalence": _script_equivalence}[sys.argv[1]](*sys.argv[2:])
+    scripts = {"equivalence": _script_equivalence, "server_pairs": _script_server_pairs}
+    scripts[sys.argv[1]](*sys.argv[2:])
 
 
 # --- two worker processes on 127.0.0.1 ---
@@ -242,7 +290,8 @@ def _free_ports(n):
             s.close()
 
 
-def _train_args(data_dir, vgg_dir, runs_dir, epochs, resume=None):
+def _train_args(data_dir, vgg_dir, runs_dir, epochs, resume=None, precision="float32"):
+    """precision "auto" gives no --precision flag: what a user who does not ask gets."""
     if resume:
         return ["train", "--resume", resume, "--epochs", str(epochs), "--peer-timeout", "20"]
     return [
@@ -254,7 +303,7 @@ def _train_args(data_dir, vgg_dir, runs_dir, epochs, resume=None):
         f"--epochs={epochs}",
         "--batch-size=4",
         "--val-count=2",
-        "--precision=float32",
+        *([f"--precision={precision}"] if precision != "auto" else []),
         "--overlay-every=0",
         "--no-test-overlays",
         "--peer-timeout=20",  # a lost peer ends the others' blocked steps after 20 s
@@ -324,9 +373,11 @@ def _state(run_dir):
         return json.load(f)
 
 
-def test_two_workers_train_to_the_end(synth_data, tiny_vgg, tmp_path):
+@pytest.mark.parametrize("precision", PRECISIONS)
+def test_two_workers_train_to_the_end(precision, synth_data, tiny_vgg, tmp_path):
     runs_dir = tmp_path / "runs"
-    with _Workers(_train_args(synth_data, tiny_vgg, runs_dir, 2), str(tmp_path)) as workers:
+    args = _train_args(synth_data, tiny_vgg, runs_dir, 2, precision=precision)
+    with _Workers(args, str(tmp_path)) as workers:
         assert workers.wait(150) == [0, 0], workers.output(0)[-3000:] + workers.output(1)[-3000:]
         run_dir = _only_run(runs_dir)
         # 10 training images, global batch 4: 2 whole batches an epoch, each worker feeding 2.
@@ -334,6 +385,24 @@ def test_two_workers_train_to_the_end(synth_data, tiny_vgg, tmp_path):
         assert "1 device(s) on each of 2 workers (this is worker 0, the chief)" in workers.output(0)
         assert "[worker 1] finished epoch 2 of 2" in workers.output(1)
         assert os.path.exists(os.path.join(run_dir, "summary.json"))
+    if precision != "auto":
+        return
+    # Without --precision a bf16 CPU trains in bfloat16 on every worker, and --resume continues.
+    summary = json.load(open(os.path.join(run_dir, "summary.json")))
+    assert summary["precision"] == "bfloat16"
+    resume = _train_args(None, None, None, 3, run_dir)
+    with _Workers(resume, str(tmp_path / "resumed")) as workers:
+        assert workers.wait(150) == [0, 0], workers.output(0)[-3000:] + workers.output(1)[-3000:]
+    assert "precision bfloat16" in workers.output(0)
+    assert (_state(run_dir)["epoch"], _state(run_dir)["step"]) == (3, 6)
+
+
+def test_every_pair_trains_a_bf16_step_on_a_server():
+    """A worker of a tf.distribute.Server checks each node before oneDNN rewrites the graph, so
+    a fusion only oneDNN can run in bf16 (Grappler's _FusedConv2D) fails there and nowhere else:
+    every encoder and decoder takes a bf16 step through one (emulated on CPUs without bf16)."""
+    r = _run_script("server_pairs", str(_free_ports(1)[0]), timeout=300)
+    assert r and set(r.values()) == {"ok"}, r
 
 
 def test_a_stopped_or_lost_worker_stops_the_job_and_resume_finishes(synth_data, tiny_vgg, tmp_path):

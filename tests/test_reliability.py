@@ -363,6 +363,50 @@ def test_nan_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(
         assert np.isfinite(reader.get_tensor(name)).all(), name
 
 
+@pytest.mark.parametrize("failing_epoch", [1, 2])
+def test_a_tensorflow_error_in_a_step_is_one_line_and_leaves_a_resumable_or_failed_run(
+    failing_epoch, synth_data, tiny_vgg, monkeypatch, tmp_path, capsys
+):
+    argv = _train_command(synth_data, tiny_vgg, tmp_path / "runs", EPOCHS)[2:]
+    real = train.run_epoch
+    calls = []
+
+    def failing_run_epoch(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == failing_epoch:
+            # What the workers' bf16 _FusedConv2D raised (issue 20): the stack in front.
+            message = (
+                "Graph execution error:\n\nDetected at node 'x/BiasAdd' defined at (most "
+                'recent call last):\n  File "main.py", line 1, in <module>\n    run()\n'
+                "Node: 'x/BiasAdd'\nValue for attr 'T' of bfloat16 is not allowed\n"
+                "\t; NodeDef: {{node x/BiasAdd}}"
+            )
+            raise tf.errors.InvalidArgumentError(None, None, message)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(train, "run_epoch", failing_run_epoch)
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and err.count("\n") == 1 and err.startswith("error: ")
+    assert f"training failed in TensorFlow at epoch {failing_epoch}, after 0 step(s)" in err
+    assert "InvalidArgumentError: Value for attr 'T' of bfloat16 is not allowed;" in err
+    assert "--verbose for the whole trace" in err
+    (run_dir,) = [os.path.join(tmp_path / "runs", d) for d in _run_dirs(tmp_path / "runs")]
+    failed = runs.read_json(os.path.join(run_dir, "failed.json"))
+    assert failed["epoch"] == failing_epoch and "InvalidArgumentError" in failed["error"]
+    monkeypatch.undo()
+    if failing_epoch == 1:  # no checkpoint: --resume says why there is nothing to continue
+        assert "has no checkpoint yet and is marked failed" in err
+        assert cli.main(["train", "--resume", run_dir]) == 2
+        assert "failed before its first checkpoint" in capsys.readouterr().err
+        return
+    # After a checkpoint: --resume continues from it and the run is no longer marked failed.
+    assert f"resume with `python main.py train --resume {run_dir}`" in err
+    assert cli.main(["train", "--resume", run_dir]) == 0
+    assert _log_epochs(run_dir) == list(range(1, EPOCHS + 1))
+    assert not os.path.exists(os.path.join(run_dir, "failed.json"))
+
+
 # --- resume: same config, clear errors for another architecture ---
 
 

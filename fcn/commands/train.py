@@ -1,8 +1,10 @@
 """`python main.py train` (the default command): train a network, or resume a stopped run."""
 
 import sys
+import traceback
 
 from fcn import config as cfg
+from fcn import tfquiet
 
 
 def add_arguments(parser):
@@ -16,6 +18,9 @@ def add_arguments(parser):
 
 
 def run(args):
+    import tensorflow.compat.v1 as tf
+
+    from fcn.errors import UserError, tensorflow_message
     from fcn.training import checkpoint, train
 
     try:
@@ -27,6 +32,15 @@ def run(args):
     except checkpoint.Interrupted as e:
         print(e, file=sys.stderr)
         return e.exit_code
+    except (
+        tf.errors.OpError
+    ) as e:  # outside a training step (those name their step: fcn.training.train)
+        if tfquiet.verbose():
+            traceback.print_exc()
+        raise UserError(
+            f"TensorFlow failed before training ({type(e).__name__}: {tensorflow_message(e)}); "
+            "try --precision float32, or --verbose for the whole trace"
+        ) from None
     print_summary(run_dir, summary)
     return 0
 

@@ -272,6 +272,13 @@ def read_state(run_dir):
     if not os.path.isdir(run_dir):
         raise UserError(f"run folder {run_dir} does not exist; pass a folder from runs/")
     path = os.path.join(run_dir, STATE_FILE)
+    failed = os.path.join(run_dir, names.FAILED_FILE)
+    if not os.path.exists(path) and os.path.exists(failed):
+        raise UserError(
+            f"{run_dir} failed before its first checkpoint ({failed}: "
+            f"{runs.read_json(failed).get('error', '?')}), so there is nothing to resume; "
+            "start a new run"
+        )
     if not os.path.exists(path):
         raise UserError(
             f"{run_dir} has no {STATE_FILE}: the run stopped before its first checkpoint, so "

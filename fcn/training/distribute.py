@@ -214,6 +214,8 @@ def session(setup, session_config, graph=None):
     session on this worker's own tf.distribute.Server (started here, kept in setup.server)."""
     import tensorflow.compat.v1 as tf
 
+    from fcn import precision
+
     if setup is None:
         return tf.Session(graph=graph, config=session_config)
     session_config = setup.strategy.update_config_proto(session_config)
@@ -225,6 +227,8 @@ def session(setup, session_config, graph=None):
     # A collective all-reduce has no timeout of its own: a killed peer would block the others
     # for ever. This deadline turns that into a DeadlineExceededError (`lost_peer`).
     session_config.operation_timeout_in_ms = int(setup.peer_timeout * 1000)
+    # The server's master merges its own config into the session's: both need the fitted one.
+    session_config = precision.for_server(session_config)
     if setup.server is None:
         setup.server = tf.distribute.Server(
             tf.train.ClusterSpec(setup.cluster.spec),

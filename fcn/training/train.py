@@ -16,15 +16,16 @@ import os
 import signal
 import sys
 import time
+import traceback
 
 import numpy as np
 import tensorflow.compat.v1 as tf
 from tqdm import tqdm
 
-from fcn import data, models, names, precision, report, runs
+from fcn import data, models, names, precision, report, runs, tfquiet
 from fcn.data import task
 from fcn.data.augment import Augmenter
-from fcn.errors import UserError
+from fcn.errors import UserError, tensorflow_message
 from fcn.evaluation import metrics
 from fcn.inference import overlays, prediction
 from fcn.inference.predictor import SessionPredictor
@@ -439,6 +440,8 @@ def train(config, log=print, resume_dir=None):
             ckpts = checkpoint.Checkpoints(run_dir, config.keep_checkpoints, state)
             ckpts.restore(sess, state["checkpoint"], _describe(config, spec))
             progress = checkpoint.Progress.from_state(state)
+            with contextlib.suppress(FileNotFoundError):  # a failure that this resume retries
+                os.remove(os.path.join(run_dir, names.FAILED_FILE))
             # --epochs may have been raised: the saved config always tells how the run ends.
             runs.RunFolder(run_dir).write_config(config)
             log(f"resuming {run_dir} from {state['checkpoint']} (epoch {progress.epoch + 1})")
@@ -603,7 +606,7 @@ def _fit(sess, model, config, spec, splits, ckpts, progress, history, writer, lo
     global_step = tf.train.get_global_step()
     voted = [False]  # a distributed stop request was voted for (on_step)
     seconds_before, t_start = progress.train_seconds, time.time()
-    with checkpoint.StopRequest() as stop:
+    with checkpoint.StopRequest() as stop, _failed_step(config, ckpts, progress, setup):
         for epoch in range(progress.epoch + 1, config.epochs + 1):
             progress.rng = _rng_states(augmenter, order_rng)
             batches = data.epoch_batches(train_split, config.batch_size, augmenter, order_rng)
@@ -698,6 +701,44 @@ def _fit(sess, model, config, spec, splits, ckpts, progress, history, writer, lo
                 write_overlays(path, folder, val_split.examples, spec)
             if voted[0] if setup else stop.requested:
                 raise _stopped(stop.signum, ckpts, f"after epoch {epoch}")
+
+
+@contextlib.contextmanager
+def _failed_step(config, ckpts, progress, setup):
+    """A TensorFlow error in a training step or a validation (any tf.errors.OpError) becomes one
+    `error:` line (exit 2): where, which op, TensorFlow's message, what to try. The run folder
+    stays resumable when a checkpoint was saved, and is marked failed (failed.json) either way;
+    --verbose also prints the whole trace."""
+    try:
+        yield
+    except tf.errors.OpError as e:
+        if tfquiet.verbose():
+            traceback.print_exc()
+        message = tensorflow_message(e)
+        where = f"epoch {progress.epoch + 1}, after {progress.batch} step(s)"
+        what = f"{type(e).__name__}" + (f" in {e.op.name}" if e.op is not None else "")
+        record = {"error": f"{what}: {message}", "epoch": progress.epoch + 1}
+        record["batch"] = progress.batch
+        if ckpts is None:  # a worker other than the chief: the chief keeps the run folder
+            state = "the chief's run folder keeps its last checkpoint"
+        elif ckpts.latest:
+            state = f"{_last_good(ckpts)}; {checkpoint.resume_hint(ckpts.run_dir)} once fixed"
+        else:
+            state = f"{ckpts.run_dir} has no checkpoint yet and is marked failed"
+        if ckpts is not None:
+            runs.write_json(os.path.join(ckpts.run_dir, names.FAILED_FILE), record)
+        tries = []  # what a new run may change
+        if precision.resolve(config.precision) != "float32":
+            tries.append(f"--precision float32 (this run: {precision.resolve(config.precision)})")
+        if config.xla:
+            tries.append("--no-xla")
+        if setup is not None:
+            tries.append("one device (no TF_CONFIG, no --devices)")
+        hint = f"a new run with {' or '.join(tries)}, or " if tries else ""
+        raise UserError(
+            f"training failed in TensorFlow at {where}: {what}: {message}; {state}; "
+            f"try {hint}--verbose for the whole trace"
+        ) from None
 
 
 def learning_rate_at(config, epoch, fraction=0.0):
