@@ -213,10 +213,10 @@ def _script_server_pairs(port):
         with tf.Graph().as_default() as graph:
             sess = tf.Session(server.target, graph=graph, config=session_config)
             model = train.build_model(sess, cfg, 2)
-            feed = {model["image_input"]: images, model["labels"]: labels}
-            feed.update({model["learning_rate"]: 1e-4, model["is_training"]: True})
+            feed = {model.image_input: images, model.labels: labels}
+            feed.update({model.learning_rate: 1e-4, model.is_training: True})
             try:
-                _, loss = sess.run([model["train_op"], model["loss"]], feed)
+                _, loss = sess.run([model.train_op, model.loss], feed)
                 result[f"{encoder}+{decoder}"] = "ok" if np.isfinite(loss) else str(loss)
             except tf.errors.OpError as e:
                 result[f"{encoder}+{decoder}"] = f"{type(e).__name__}: {e.message[:300]}"
