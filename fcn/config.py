@@ -2,7 +2,10 @@
 
 Every field's comment gives the reason for its default. `add_arguments` turns the fields into
 argparse flags (`image_shape` -> `--image-shape 160x576`, booleans -> `--flip/--no-flip`), and
-`from_args` turns the parsed namespace back into a validated `Config`.
+`from_args` turns the parsed namespace back into a validated `Config`. The other commands'
+options are dataclasses made the same way (`field`, `add_arguments(parser, cls=...)`,
+`from_args(args, cls=...)`: fcn.options), and the checks they share with Config are written
+once in fcn.checks.
 """
 
 import argparse
@@ -10,6 +13,7 @@ import dataclasses
 import json
 from typing import get_type_hints
 
+from fcn import checks
 from fcn.errors import UserError
 from fcn.inference.tta import CHOICES as TTA_CHOICES
 from fcn.inference.tta import check as _check_tta
@@ -52,168 +56,177 @@ _NON_NEGATIVE = (
 )
 
 
-def _field(default, help, choices=None, flag=True):
-    return dataclasses.field(
-        default=default, metadata={"help": help, "choices": choices, "flag": flag}
-    )
+def field(default, help, choices=None, flag=True, **flag_options):
+    """A dataclass field that `add_arguments` makes a flag (flag=False: none, or one written by
+    hand whose value still lands here). flag_options, for the commands' options (fcn.options):
+    metavar; shown, the text of "(default: ...)" (a None default shows none without it);
+    action "store_true" (a plain --flag) or "store_false" (a --no-flag), instead of the
+    --flag/--no-flag pair a bool gets."""
+    metadata = {"help": help, "choices": choices, "flag": flag, **flag_options}
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+def _rule(problem):
+    """A shared check's message (fcn.checks) as one of Config's (ok, message) rules."""
+    return problem is None, problem
 
 
 @dataclasses.dataclass(frozen=True)
 class Config:
     # --- where things are ---
-    data_dir: str = _field("./data", "folder that holds data_road/ (KITTI layout)")
-    vgg_dir: str = _field("./data/vgg", "VGG16 SavedModel folder (tag 'vgg16')")
-    runs_dir: str = _field("./runs", "every run writes into RUNS_DIR/<timestamp>/")
-    dataset: str = _field(
+    data_dir: str = field("./data", "folder that holds data_road/ (KITTI layout)")
+    vgg_dir: str = field("./data/vgg", "VGG16 SavedModel folder (tag 'vgg16')")
+    runs_dir: str = field("./runs", "every run writes into RUNS_DIR/<timestamp>/")
+    dataset: str = field(
         "kitti_road", "dataset: kitti_road, mapillary, cityscapes, folder or coco (fcn.data)"
     )
     # COCO: which categories become classes (names, or a supercategory such as 'vehicle').
-    classes: str = _field(
+    classes: str = field(
         "", "coco: comma-separated categories or supercategories ('' = person,car)"
     )
 
     # --- the reference system's training recipe (Udacity FCN-8 on KITTI road) ---
     # 160x576 keeps KITTI's ~1:3.3 aspect ratio at a size whose sides are multiples of 32.
-    image_shape: tuple = _field((160, 576), "network input size HxW, e.g. 160x576")
+    image_shape: tuple = field((160, 576), "network input size HxW, e.g. 160x576")
     # Training on windows of the network-size images (the convolutions do not care about the
     # size) keeps objects at image_shape's scale for a fraction of the cost per step: aerial
     # tiles are trained this way, and validated and predicted whole.
-    crop: tuple = _field(
+    crop: tuple = field(
         (), "train on random HxW windows of the image_shape images (validation, prediction: whole)"
     )
-    epochs: int = _field(40, "passes over the training split (reference: 40)")
-    batch_size: int = _field(8, "images per step (reference: 8)")
-    learning_rate: float = _field(1e-4, "Adam learning rate (reference: 1e-4)")
-    lr_schedule: str = _field(
+    epochs: int = field(40, "passes over the training split (reference: 40)")
+    batch_size: int = field(8, "images per step (reference: 8)")
+    learning_rate: float = field(1e-4, "Adam learning rate (reference: 1e-4)")
+    lr_schedule: str = field(
         "constant",
         "learning rate: constant (reference) or a per-step cosine decay to 0",
         LR_SCHEDULES,
     )
-    keep_prob: float = _field(0.5, "dropout keep probability on fc6/fc7 while training")
+    keep_prob: float = field(0.5, "dropout keep probability on fc6/fc7 while training")
     # Cross-entropy is the reference's loss; Dice and focal suit rare classes (fcn.training.losses).
-    loss: str = _field("ce", "training loss", LOSSES)
+    loss: str = field("ce", "training loss", LOSSES)
     # auto: median-frequency weights for weighted_ce, none for the others. Computed once over
     # the training labels and written into the run (class_stats.json).
-    class_weights: str = _field(
+    class_weights: str = field(
         "auto", "per-class loss weights from the training labels' frequencies", CLASS_WEIGHTINGS
     )
     # RetinaNet's values (Lin et al. 2017): gamma 2 down-weights easy pixels, alpha scales.
-    focal_gamma: float = _field(2.0, "focal loss focusing parameter gamma")
-    focal_alpha: float = _field(0.25, "focal loss weight alpha")
+    focal_gamma: float = field(2.0, "focal loss focusing parameter gamma")
+    focal_alpha: float = field(0.25, "focal loss weight alpha")
     # Explicit L2 on the decoder kernels only: the encoder is pretrained (or He-initialised).
-    l2_scale: float = _field(1e-3, "L2 weight on decoder kernels, added to the loss (0 = off)")
+    l2_scale: float = field(1e-3, "L2 weight on decoder kernels, added to the loss (0 = off)")
     # --- the network: any encoder with any decoder (fcn.models) ---
-    encoder: str = _field("vgg16", "encoder (feature maps at strides 2..32)", ENCODERS)
-    decoder: str = _field("reference", "decoder head", DECODERS)
+    encoder: str = field("vgg16", "encoder (feature maps at strides 2..32)", ENCODERS)
+    decoder: str = field("reference", "decoder head", DECODERS)
     # '' keeps the reference behaviour: vgg16 reads --vgg-dir, other encoders start random.
-    weights: str = _field(
+    weights: str = field(
         "", "encoder weights: a SavedModel folder, a Keras .h5 file, or 'random' ('' = default)"
     )
     # Channel multiplier of the encoder: tests build VGG16 at 1/16 (same structure, tiny). A
     # vgg16 SavedModel or .h5 of another width sets it from its weights' shapes.
-    width: float = _field(1.0, "encoder channel multiplier (1 = the published network)")
+    width: float = field(1.0, "encoder channel multiplier (1 = the published network)")
     # 0.99 (Keras's layer default) settles the moving statistics within a few hundred steps;
     # pretrained MobileNetV2 used 0.999, which needs far longer runs than ours.
-    bn_momentum: float = _field(0.99, "batch-norm moving-average momentum")
+    bn_momentum: float = field(0.99, "batch-norm moving-average momentum")
     # The tutorial's up-stack (512, 256, 128, 64 filters) costs ~40x the MobileNetV2 encoder at
     # 128x128 with upsample_conv; a quarter of it trains ~5x faster per image from scratch.
-    decoder_width: float = _field(
+    decoder_width: float = field(
         1.0, "multiplier of the pix2pix/upsample_conv block filters (512, 256, 128, 64)"
     )
     # The TensorFlow segmentation tutorial's pix2pix blocks have dropout off by default.
-    decoder_dropout: float = _field(0.0, "dropout rate in pix2pix/upsample_conv/unet decoders")
+    decoder_dropout: float = field(0.0, "dropout rate in pix2pix/upsample_conv/unet decoders")
     # 32 (not the lab's 64) halves a small U-Net's cost; the Dice lab trains well at either.
-    unet_filters: int = _field(32, "channels of the U-Net encoder's first stage (doubling)")
+    unet_filters: int = field(32, "channels of the U-Net encoder's first stage (doubling)")
     # fc6 is a 7x7 conv on a tiny map: im2col + one matmul is faster in bf16 on some CPUs.
-    fc6: str = _field("auto", "VGG16 fc6 form: conv, im2col, or auto (bench's choice)", FC6_FORMS)
+    fc6: str = field("auto", "VGG16 fc6 form: conv, im2col, or auto (bench's choice)", FC6_FORMS)
     # Truncated-normal stddev of the decoder kernels, from the reference system.
-    init_stddev: float = _field(0.01, "stddev of the decoder's truncated-normal init")
+    init_stddev: float = field(0.01, "stddev of the decoder's truncated-normal init")
     # 1 keeps the reference damping of the skips (right for a pretrained VGG's large
     # activations). A from-scratch He-initialised encoder's maps are near unit scale: 1000 (pool4
     # x10, pool3 x1) let the stride-8 detail through; on the demo it beat 100 by 0.05 road IoU.
-    skip_gain: float = _field(1.0, "multiplier of the decoder's skip scales (0.01/0.001)")
+    skip_gain: float = field(1.0, "multiplier of the decoder's skip scales (0.01/0.001)")
     # fc6/fc7 hold 119 M of VGG16's 134 M parameters but see a 5x18 map at 160x576: fixing them
     # (as random features, or pretrained ones) cuts a CPU training step by ~30%.
-    freeze: str = _field(
+    freeze: str = field(
         "", "comma-separated encoder variable prefixes kept fixed, e.g. fc6,fc7 ('' = train all)"
     )
 
     # --- data ---
     # 48 of KITTI's 289 training pairs (~17%) is the validation size the reference used.
-    val_count: int = _field(48, "validation images carved out of training (stratified)")
-    seed: int = _field(0, "seed of the split, the augmentation and the decoder init")
+    val_count: int = field(48, "validation images carved out of training (stratified)")
+    seed: int = field(0, "seed of the split, the augmentation and the decoder init")
     # raw 0..255 is what our VGG SavedModels expect: their preprocessing is inside the graph.
-    normalize: str = _field(
+    normalize: str = field(
         "raw", "input scaling: raw 0..255, or centered x/255-0.5", NORMALIZATIONS
     )
     # CLAHE as an augmentation (not preprocessing): applied with this probability, so the model
     # sees both contrast regimes and test images need no CLAHE.
-    clahe_prob: float = _field(0.5, "probability of CLAHE on a training image (0 = off)")
-    clahe_clip: float = _field(2.0, "CLAHE clip limit")
-    clahe_grid: int = _field(8, "CLAHE tile grid size")
-    flip_prob: float = _field(0.5, "probability of a horizontal flip of image and label")
+    clahe_prob: float = field(0.5, "probability of CLAHE on a training image (0 = off)")
+    clahe_clip: float = field(2.0, "CLAHE clip limit")
+    clahe_grid: int = field(8, "CLAHE tile grid size")
+    flip_prob: float = field(0.5, "probability of a horizontal flip of image and label")
     # The augmentations below are off by default: the KITTI recipe uses CLAHE and flips only.
     # Aerial images have no "up": vertical flips are free extra data there.
-    vflip_prob: float = _field(0.0, "probability of a vertical flip of image and label")
-    rotate_prob: float = _field(
+    vflip_prob: float = field(0.0, "probability of a vertical flip of image and label")
+    rotate_prob: float = field(
         0.0, "probability of a rotation (labels: nearest, uncovered: ignore)"
     )
-    rotate_degrees: float = _field(10.0, "largest rotation angle in degrees (either way)")
-    shift_scale_prob: float = _field(0.0, "probability of a random shift and scale")
-    shift_limit: float = _field(0.1, "largest shift as a fraction of the side")
-    scale_limit: float = _field(0.1, "largest relative zoom in or out")
-    brightness_contrast_prob: float = _field(0.0, "probability of a brightness/contrast change")
-    brightness_limit: float = _field(0.2, "largest brightness change as a fraction of 255")
-    contrast_limit: float = _field(0.2, "largest relative contrast change")
-    blur_prob: float = _field(0.0, "probability of a Gaussian blur")
-    blur_sigma: float = _field(1.5, "largest Gaussian blur sigma in pixels")
-    noise_prob: float = _field(0.0, "probability of additive Gaussian noise")
-    noise_std: float = _field(8.0, "largest Gaussian noise standard deviation (0..255 levels)")
-    threshold: float = _field(
+    rotate_degrees: float = field(10.0, "largest rotation angle in degrees (either way)")
+    shift_scale_prob: float = field(0.0, "probability of a random shift and scale")
+    shift_limit: float = field(0.1, "largest shift as a fraction of the side")
+    scale_limit: float = field(0.1, "largest relative zoom in or out")
+    brightness_contrast_prob: float = field(0.0, "probability of a brightness/contrast change")
+    brightness_limit: float = field(0.2, "largest brightness change as a fraction of 255")
+    contrast_limit: float = field(0.2, "largest relative contrast change")
+    blur_prob: float = field(0.0, "probability of a Gaussian blur")
+    blur_sigma: float = field(1.5, "largest Gaussian blur sigma in pixels")
+    noise_prob: float = field(0.0, "probability of additive Gaussian noise")
+    noise_std: float = field(8.0, "largest Gaussian noise standard deviation (0..255 levels)")
+    threshold: float = field(
         0.5, "positive-class probability threshold of binary datasets (masks and metrics)"
     )
-    tta: str = _field(
+    tta: str = field(
         "none",
         "test-time augmentation: average the prediction over flipped copies (validation, "
         "evaluate, infer, export); d4 adds transposes (square --image-shape)",
         TTA_CHOICES,
     )
     # auto: the positive class's IoU for binary datasets, mean IoU for multi-class ones.
-    best_metric: str = _field(
+    best_metric: str = field(
         "auto", "validation score that picks the best checkpoint", BEST_METRICS
     )
 
     # --- run management ---
-    overlay_every: int = _field(5, "write validation overlays every N epochs (0 = only last)")
+    overlay_every: int = field(5, "write validation overlays every N epochs (0 = only last)")
     # 1: a resume needs only the latest; the best is that checkpoint or one kept beside it, never
     # a copy (fcn.training.checkpoint), so a VGG16 run folder holds 0.8-1.7 GB of checkpoints.
-    keep_checkpoints: int = _field(1, "how many latest checkpoints to keep besides the best")
+    keep_checkpoints: int = field(1, "how many latest checkpoints to keep besides the best")
     # 0 means the whole split: tests and the demo cap it to bound their time.
-    max_train_images: int = _field(0, "use at most N training images (0 = all)")
-    precision: str = _field(
+    max_train_images: int = field(0, "use at most N training images (0 = all)")
+    precision: str = field(
         "auto", "compute precision (auto: bf16 on AMX CPUs, fp16 on GPU)", PRECISIONS
     )
-    xla: bool = _field(False, "compile the graph with XLA (GPU)")
+    xla: bool = field(False, "compile the graph with XLA (GPU)")
     # '' trains on TensorFlow's default device. Several devices (or TF_CONFIG's workers) train
     # synchronously with tf.distribute; --batch-size stays the global batch
     # (fcn.training.distribute).
-    devices: str = _field(
+    devices: str = field(
         "", "devices to train on: gpu:0,gpu:1, all, or cpu:0,cpu:1 ('' = the default device)"
     )
     # Several machines: a killed peer leaves the others blocked in an all-reduce; any session
     # call waiting longer than this fails, and the job stops with its last checkpoint. 300 s is
     # far above one step of any model here (seconds on 2 CPU cores).
-    peer_timeout: float = _field(
+    peer_timeout: float = field(
         300.0, "several machines: seconds a step may wait for the other workers"
     )
-    test_overlays: bool = _field(True, "write an overlay of every test image at the end")
+    test_overlays: bool = field(True, "write an overlay of every test image at the end")
 
     def __post_init__(self):
         h, w = self.image_shape
         crop_h, crop_w = self.crop or (h, w)
-        checks = [
+        rules = [
             (self.epochs >= 0, f"--epochs must be >= 0, got {self.epochs}"),
-            (self.batch_size >= 1, f"--batch-size must be >= 1, got {self.batch_size}"),
+            _rule(checks.batch_size(self.batch_size)),
             (
                 h >= MIN_SIDE and w >= MIN_SIDE,
                 f"--image-shape {h}x{w} is too small: the encoder has stride 32, use at least "
@@ -233,7 +246,7 @@ class Config:
                 0 <= self.decoder_dropout < 1,
                 f"--decoder-dropout must be in [0, 1), got {self.decoder_dropout}",
             ),
-            (0 < self.width <= 1, f"--width must be in (0, 1], got {self.width}"),
+            _rule(checks.width(self.width)),
             (
                 0 < self.decoder_width <= 4,
                 f"--decoder-width must be in (0, 4], got {self.decoder_width}",
@@ -256,7 +269,7 @@ class Config:
                 )
                 for n in _NON_NEGATIVE
             ),
-            (0 < self.threshold < 1, f"--threshold must be in (0, 1), got {self.threshold}"),
+            _rule(checks.threshold(self.threshold)),
             (self.clahe_clip > 0, f"--clahe-clip must be > 0, got {self.clahe_clip}"),
             (self.clahe_grid >= 1, f"--clahe-grid must be >= 1, got {self.clahe_grid}"),
             (self.overlay_every >= 0, f"--overlay-every must be >= 0, got {self.overlay_every}"),
@@ -275,13 +288,9 @@ class Config:
             ("loss", LOSSES),
             ("class_weights", CLASS_WEIGHTINGS),
         ):
-            value = getattr(self, name)
-            checks.append((value in choices, f"--{name} {value!r} is not one of {list(choices)}"))
-        tta_problem = _check_tta(self.tta, self.image_shape)
-        checks.append((tta_problem is None, tta_problem))
-        for ok, message in checks:
-            if not ok:
-                raise UserError(message)
+            rules.append(_rule(checks.one_of(f"--{name}", getattr(self, name), choices)))
+        rules.append(_rule(_check_tta(self.tta, self.image_shape)))
+        checks.raise_first(message for ok, message in rules if not ok)
 
     def to_json(self):
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
@@ -320,11 +329,12 @@ def field_names(cls=Config):
     return {f.name for f in dataclasses.fields(cls)}
 
 
-def add_arguments(parser, cls=Config, defaults=None, only=None, recipe_defaults=False):
+def add_arguments(parser, cls=Config, defaults=None, only=None, recipe_defaults=False, hidden=()):
     """Add one flag per dataclass field (or only the named ones); defaults may be overridden.
 
     recipe_defaults: flags not given stay out of the parsed namespace (argparse.SUPPRESS), so a
-    recipe's values fill them (fcn.commands.demo)."""
+    recipe's values fill them (fcn.commands.demo). hidden: fields whose flags --help leaves out.
+    The field's flag options (`field`) choose the metavar, the default shown and the action."""
     hints = get_type_hints(cls)
     defaults = defaults or {}
     for f in dataclasses.fields(cls):
@@ -334,20 +344,32 @@ def add_arguments(parser, cls=Config, defaults=None, only=None, recipe_defaults=
         default = defaults.get(f.name, f.default)
         kind = hints[f.name]
         help_text = f.metadata["help"]
+        action = f.metadata.get("action")
         if recipe_defaults:
             default = argparse.SUPPRESS
+        if action == "store_false":  # --no-tta: the field is True unless the flag is given
+            parser.add_argument("--no-" + flag[2:], dest=f.name, action=action, help=help_text)
+            continue
+        if action == "store_true":
+            parser.add_argument(flag, action=action, help=help_text)
+            continue
         if kind is bool:
             parser.add_argument(
                 flag, action=argparse.BooleanOptionalAction, default=default, help=help_text
             )
             continue
         shown = ("x".join(map(str, default)) or "off") if kind is tuple else default
+        shown = f.metadata.get("shown", shown)
         if recipe_defaults:
             shown = "the recipe's"
-        kwargs = dict(default=default, help=f"{help_text} (default: {shown})")
+        if shown is not None:
+            help_text = f"{help_text} (default: {shown})"
+        kwargs = dict(default=default, help=argparse.SUPPRESS if f.name in hidden else help_text)
         kwargs["type"] = parse_shape if kind is tuple else kind
         if f.metadata.get("choices"):
             kwargs["choices"] = f.metadata["choices"]
+        if f.metadata.get("metavar"):
+            kwargs["metavar"] = f.metadata["metavar"]
         parser.add_argument(flag, **kwargs)
 
 

@@ -1,5 +1,6 @@
-"""The evaluate command (the job is fcn.evaluation.evaluate): benchmark and per-class metrics,
-per-image error analysis, submissions.
+"""The evaluate command: benchmark and per-class metrics, per-image error analysis, submissions.
+Its options (EvaluateOptions) and the job are in fcn.evaluation.evaluate; this module parses and
+prints.
 
 Two modes:
 - `evaluate --run RUN_DIR`: restores the run's checkpoint (or loads an export made by the export
@@ -26,85 +27,35 @@ Metric definitions live in fcn.evaluation.metrics; JSON holds null where a metri
 (NaN).
 """
 
+from fcn import config as cfg
 from fcn import runs
-from fcn.commands import flags
-from fcn.errors import UserError
 from fcn.evaluation import reports
 from fcn.evaluation.evaluate import (
     DEFAULT_THRESHOLD,
-    SPLITS,
+    EvaluateOptions,
     evaluate_prob_dir,
-    evaluate_run,
+    run_evaluation,
 )
-from fcn.evaluation.scoring import DEFAULT_WORST
 
 
 def add_arguments(parser):
     model = parser.add_argument_group("score a trained run")
-    model.add_argument("--run", metavar="RUN_DIR", help="run folder from runs/")
-    model.add_argument(
-        "--data-dir", metavar="DIR", help="KITTI-layout data folder (default: the run's)"
-    )
-    model.add_argument(
-        "--split", choices=SPLITS, default="val", help="images to score (default: val)"
-    )
-    flags.checkpoint(model)
-    model.add_argument(
-        "--worst",
-        type=int,
-        default=DEFAULT_WORST,
-        metavar="N",
-        help=f"images in the error gallery (default: {DEFAULT_WORST})",
-    )
-    model.add_argument(
-        "--submit",
-        action="store_true",
-        help="also write the test set's road maps to RUN_DIR/submission/",
-    )
-    model.add_argument(
-        "--bev", action="store_true", help="with --submit: also their bird's-eye views (calib/)"
-    )
-    flags.crf(model)
-    flags.no_tta(model)
-    flags.precision(model)
+    cfg.add_arguments(model, cls=EvaluateOptions, only=EvaluateOptions.RUN_FIELDS)
     files = parser.add_argument_group("score probability maps (no model)")
-    files.add_argument("--prob-dir", metavar="DIR", help="<cat>_road_<id>.png road probabilities")
-    files.add_argument("--gt-dir", metavar="DIR", help="KITTI gt images (gt_image_2)")
-    files.add_argument("--out", metavar="FILE", help="write the metrics as JSON here")
-    flags.threshold(parser, default_text="the run's, 0.5 for --prob-dir")
+    cfg.add_arguments(files, cls=EvaluateOptions, only=EvaluateOptions.FILE_FIELDS)
+    cfg.add_arguments(parser, cls=EvaluateOptions, only=("threshold",))
 
 
 def run(args):
     """Entry point of `python main.py evaluate`; returns the exit code."""
-    if args.run and (args.prob_dir or args.gt_dir):
-        raise UserError("use either --run RUN_DIR or --prob-dir DIR --gt-dir DIR, not both")
-    if args.run:
-        if args.out:
-            raise UserError("--out is for --prob-dir; --run writes RUN_DIR/eval/metrics.json")
-        evaluate_run(
-            args.run,
-            data_dir=args.data_dir,
-            split=args.split,
-            threshold=args.threshold,
-            worst=args.worst,
-            submit=args.submit,
-            use_bev=args.bev,
-            checkpoint=args.checkpoint,
-            crf=args.crf,
-            tta=args.tta,
-            precision_name=args.precision,
-        )
+    opts = EvaluateOptions.from_args(args)
+    if opts.run:
+        run_evaluation(opts)
         return 0
-    if not (args.prob_dir and args.gt_dir):
-        raise UserError(
-            "evaluate needs --run RUN_DIR, or --prob-dir DIR together with --gt-dir DIR"
-        )
-    if args.submit or args.bev or args.data_dir or args.crf:
-        raise UserError("--submit, --bev, --data-dir and --crf need --run RUN_DIR")
-    threshold = DEFAULT_THRESHOLD if args.threshold is None else args.threshold
-    result = evaluate_prob_dir(args.prob_dir, args.gt_dir, threshold)
+    threshold = DEFAULT_THRESHOLD if opts.threshold is None else opts.threshold
+    result = evaluate_prob_dir(opts.prob_dir, opts.gt_dir, threshold)
     print(reports.format_table(result))
-    if args.out:
-        runs.write_json(args.out, runs.json_safe(result))
-        print(f"wrote {args.out}")
+    if opts.out:
+        runs.write_json(opts.out, runs.json_safe(result))
+        print(f"wrote {opts.out}")
     return 0

@@ -1,6 +1,7 @@
 """The evaluation job: score a run (or an export) on a split and write RUN_DIR/eval/, or score
 any method's probability maps against KITTI ground truth with no model.
 
+- `EvaluateOptions`: the evaluate command's flags (fcn.options), checked once.
 - `evaluate_run`: opens the run's checkpoint (or an export made by the export command, which
   carries the run's split) as a Predictor, predicts each image of a split at its original size
   (benchmarks score there), optionally refines with a DenseCRF (--crf, then decided again) and
@@ -13,17 +14,18 @@ Metric definitions live in fcn.evaluation.metrics; JSON holds null where a metri
 (NaN).
 """
 
+import dataclasses
 import os
 
 import numpy as np
 
-from fcn import data, names, runs
+from fcn import checks, data, names, options, runs
+from fcn.config import field
 from fcn.errors import UserError
 from fcn.evaluation import reports
 from fcn.evaluation.kitti import devkit, submission
 from fcn.evaluation.scoring import BATCH_SIZE, DEFAULT_WORST, DatasetScores, score_examples
 from fcn.inference import crf as densecrf
-from fcn.inference.predictor import DEFAULT_PRECISION
 
 EVAL_DIR = names.EVAL_DIR
 SPLITS = ("val", "train", "all")
@@ -49,45 +51,75 @@ def _select(examples, split_names, split, run_dir, data_dir):
     return [by_name[n] for n in wanted]
 
 
-def check_threshold(threshold):
-    if not 0.0 < threshold < 1.0:
-        raise UserError(f"--threshold must be in (0, 1), got {threshold}")
+@dataclasses.dataclass(frozen=True)
+class EvaluateOptions(options.Options):
+    """`evaluate`'s flags: score a run (`run`), or probability maps (`prob_dir` with `gt_dir`)."""
+
+    # --- score a trained run ---
+    run: str = field(None, "run folder from runs/", metavar="RUN_DIR")
+    data_dir: str = field(None, "KITTI-layout data folder", metavar="DIR", shown="the run's")
+    split: str = field("val", "images to score", SPLITS)
+    checkpoint: str = options.checkpoint()
+    worst: int = field(DEFAULT_WORST, "images in the error gallery", metavar="N")
+    submit: bool = field(
+        False, "also write the test set's road maps to RUN_DIR/submission/", action="store_true"
+    )
+    bev: bool = field(
+        False, "with --submit: also their bird's-eye views (calib/)", action="store_true"
+    )
+    crf: bool = options.crf()
+    tta: bool = options.tta()
+    # The Predictor's, the same default as infer's, so the score is that of what infer writes.
+    precision: str = options.precision()
+    # --- score probability maps (no model) ---
+    prob_dir: str = field(None, "<cat>_road_<id>.png road probabilities", metavar="DIR")
+    gt_dir: str = field(None, "KITTI gt images (gt_image_2)", metavar="DIR")
+    out: str = field(None, "write the metrics as JSON here", metavar="FILE")
+    threshold: float = options.threshold("the run's, 0.5 for --prob-dir")
+
+    # The flags of each mode, in the order --help lists them.
+    RUN_FIELDS = (
+        "run", "data_dir", "split", "checkpoint", "worst", "submit", "bev", "crf", "tta",
+        "precision",
+    )  # fmt: skip
+    FILE_FIELDS = ("prob_dir", "gt_dir", "out")
+
+    def problems(self):
+        if self.run and (self.prob_dir or self.gt_dir):
+            yield "use either --run RUN_DIR or --prob-dir DIR --gt-dir DIR, not both"
+        if self.run:
+            if self.out:
+                yield "--out is for --prob-dir; --run writes RUN_DIR/eval/metrics.json"
+            yield checks.at_least("--worst", self.worst, 0)
+            if self.bev and not self.submit:
+                yield "--bev transforms the submission maps; add --submit"
+        else:
+            if not (self.prob_dir and self.gt_dir):
+                yield "evaluate needs --run RUN_DIR, or --prob-dir DIR together with --gt-dir DIR"
+            if self.submit or self.bev or self.data_dir or self.crf:
+                yield "--submit, --bev, --data-dir and --crf need --run RUN_DIR"
+        if self.threshold is not None:
+            yield checks.threshold(self.threshold)
 
 
-def evaluate_run(
-    run_dir,
-    data_dir=None,
-    split="val",
-    threshold=None,
-    worst=DEFAULT_WORST,
-    submit=False,
-    use_bev=False,
-    checkpoint="best",
-    crf=False,
-    tta=True,
-    precision_name=DEFAULT_PRECISION,
-    log=print,
-):
+def evaluate_run(run_dir, log=print, **flags):
+    """`evaluate_run(run_dir, split="val", tta=False)`: the job on EvaluateOptions' fields."""
+    return run_evaluation(EvaluateOptions(run=run_dir, **flags), log)
+
+
+def run_evaluation(opts, log=print):
     """Score a run's checkpoint on a split and write RUN_DIR/eval/ (and the submission).
-    tta False: each image alone where the run was trained with --tta. precision_name: the
-    Predictor's (the same default as infer's, so the score is that of what infer writes).
+    opts.tta False: each image alone where the run was trained with --tta.
 
     Returns the metrics dict written to metrics.json (NaN for undefined values in memory).
     """
     from fcn.inference import restore  # TensorFlow: imported only when a model is needed
 
+    run_dir, split, submit, crf = opts.run, opts.split, opts.submit, opts.crf
     if not os.path.isdir(run_dir):
         raise UserError(f"run folder {run_dir} does not exist; pass a folder from runs/")
-    if split not in SPLITS:
-        raise UserError(f"--split {split!r} is not one of {list(SPLITS)}")
-    if worst < 0:
-        raise UserError(f"--worst must be >= 0, got {worst}")
-    if use_bev and not submit:
-        raise UserError("--bev transforms the submission maps; add --submit")
     if crf:
         densecrf.densecrf_module()
-    if threshold is not None:
-        check_threshold(threshold)
     folder = runs.RunFolder(run_dir)  # an export carries the run's split.json too
     if not restore.is_export(run_dir):
         folder.check_is_run()
@@ -97,11 +129,11 @@ def evaluate_run(
     split_names = {} if split == "all" else folder.read_split()
 
     with restore.open_predictor(
-        run_dir, precision_name, checkpoint, tta=tta, batch_size=BATCH_SIZE
+        run_dir, opts.precision, opts.checkpoint, tta=opts.tta, batch_size=BATCH_SIZE
     ) as restored:
         config = restored.config
-        data_dir = data_dir or config.data_dir
-        threshold = restored.threshold if threshold is None else threshold
+        data_dir = opts.data_dir or config.data_dir
+        threshold = restored.threshold if opts.threshold is None else opts.threshold
         spec = restored.spec  # the run's own classes (its dataset.json), not today's registry
         examples = _select(data.list_pairs(data_dir, spec), split_names, split, run_dir, data_dir)
         test_examples, calibs = [], None
@@ -112,7 +144,7 @@ def evaluate_run(
             if not test_examples:
                 folder = os.path.join(data_dir, spec.root, spec.test_images)
                 raise UserError(f"--submit found no test images in {folder}; is --data-dir right?")
-            calibs = submission.calib_paths(data_dir, spec, test_examples) if use_bev else None
+            calibs = submission.calib_paths(data_dir, spec, test_examples) if opts.bev else None
         tta = restored.tta
         refined = (f" averaged over --tta {tta} copies" if tta != "none" else "") + (
             " with DenseCRF" if crf else ""
@@ -121,7 +153,9 @@ def evaluate_run(
             f"evaluating {restored.source}{refined} on {len(examples)} image(s) of {data_dir} "
             f"({split})"
         )
-        scores, rows, ranked = score_examples(restored, examples, spec, threshold, worst, crf, log)
+        scores, rows, ranked = score_examples(
+            restored, examples, spec, threshold, opts.worst, crf, log
+        )
         n_sub = (
             submission.write(restored, test_examples, run_dir, spec, calibs, BATCH_SIZE)
             if submit
@@ -148,7 +182,7 @@ def evaluate_run(
         where = os.path.join(run_dir, submission.SUBMISSION_DIR)
         extra = (
             f" and their bird's-eye views in {os.path.join(where, submission.BEV_DIR)}"
-            if use_bev
+            if opts.bev
             else ""
         )
         log(f"wrote {n_sub} submission map(s) to {where}{extra}")
@@ -164,7 +198,6 @@ def evaluate_prob_dir(prob_dir, gt_dir, threshold=DEFAULT_THRESHOLD):
     the same names in gt_dir, like the devkit: every gt image needs its map; extra maps are
     ignored. Returns the metrics dict (as metrics.json)."""
     spec = data.KITTI_ROAD  # not_road = 0, road = 1, the classes of a KITTI gt image
-    check_threshold(threshold)
     for folder, what in ((prob_dir, "--prob-dir"), (gt_dir, "--gt-dir")):
         if not os.path.isdir(folder):
             raise UserError(f"{what} {folder} does not exist")
