@@ -1,4 +1,5 @@
-"""The export command: a trained run -> a self-contained inference model in OUT/.
+"""Export: a trained run -> a self-contained inference model in OUT/ (`python main.py export`,
+whose flags are ExportOptions).
 
 OUT/ holds
     saved_model.pb    SavedModel, tag 'serve', signature 'serving_default' (TF Serving, or
@@ -22,6 +23,7 @@ Everything is written into a staging folder beside OUT and renamed at the end: O
 absent. Full-width VGG16 (540 MB of weights) peaks at ~6 GB of RAM, ~11 GB with --onnx.
 """
 
+import dataclasses
 import gc
 import json
 import os
@@ -31,8 +33,8 @@ import time
 
 import numpy as np
 
-from fcn import names, runs
-from fcn.commands import flags
+from fcn import names, options, runs
+from fcn.config import field
 from fcn.errors import UserError
 
 # Graph interface of the export: the training graph's prediction path, frozen
@@ -53,6 +55,20 @@ ONNX_OPSET = 17
 ONNX_TOLERANCE = 1e-4  # max abs difference of probabilities, onnxruntime vs TensorFlow
 # The ONNX check batch: an odd size, so that both resizes in the graph do real work.
 _CHECK_SHAPE = (2, 75, 250, 3)
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportOptions(options.Options):
+    """`export`'s flags; --run and --out are required, written by hand (fcn.commands.export)."""
+
+    run: str = field(None, "run folder from runs/", flag=False)
+    out: str = field(None, "new (or empty) folder", flag=False)
+    onnx: bool = field(
+        False,
+        "also write model.onnx via tf2onnx, checked with onnxruntime (optional extras)",
+        action="store_true",
+    )
+    checkpoint: str = options.checkpoint()
 
 
 def tensor_name(name):
@@ -182,7 +198,7 @@ def _defaults_fixed(graph_def, keep_names):
 
 
 # --------------------------------------------------------------------------------------------
-# The command
+# The export
 # --------------------------------------------------------------------------------------------
 
 
@@ -328,19 +344,3 @@ def export(run_dir, out_dir, onnx=False, which="best", log=print):
         f"{onnx_note}"
     )
     return meta
-
-
-HELP_ONNX = "also write model.onnx via tf2onnx, checked with onnxruntime (optional extras)"
-
-
-def add_arguments(parser):
-    parser.add_argument("--run", metavar="RUN_DIR", required=True, help="run folder from runs/")
-    parser.add_argument("--out", metavar="DIR", required=True, help="new (or empty) folder")
-    parser.add_argument("--onnx", action="store_true", help=HELP_ONNX)
-    flags.checkpoint(parser)
-
-
-def run(args):
-    """Entry point of `python main.py export`; returns the exit code."""
-    export(args.run, args.out, onnx=args.onnx, which=args.checkpoint)
-    return 0
