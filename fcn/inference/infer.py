@@ -23,6 +23,7 @@ from fcn.data import task
 from fcn.errors import UserError
 from fcn.inference import crf as densecrf
 from fcn.inference import media, overlays
+from fcn.inference.predictor import DEFAULT_BATCH_SIZE
 
 DEFAULT_ALPHA = 0.5
 # Post-processing threads (resize back, CRF, PNG encoding): OpenCV releases the GIL.
@@ -43,7 +44,7 @@ class InferOptions(options.Options):
     save_mask: bool = field(
         False, "also write <stem>_mask.png (class indices)", action="store_true"
     )
-    batch_size: int = field(options.PREDICT_BATCH_SIZE, "images per forward pass")
+    batch_size: int = field(DEFAULT_BATCH_SIZE, "images per forward pass")
     precision: str = options.precision()
     crf: bool = options.crf()
     tta: bool = options.tta()
