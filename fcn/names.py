@@ -53,7 +53,7 @@ CLASS_STATS_FILE = "class_stats.json"  # training labels' class pixel counts and
 VAL_COMPARE_DIR = "val_compare"  # image | ground truth | prediction for a few validation images
 REPORT_PAGE = "index.html"  # a run's page (fcn.report), and runs/index.html for all runs
 EVAL_DIR = "eval"
-# --- entries of RUN/eval/ (fcn.commands.evaluate writes them, fcn.report shows them) ---
+# --- entries of RUN/eval/ (fcn.evaluation.evaluate writes them, fcn.report shows them) ---
 EVAL_METRICS_FILE = "metrics.json"
 EVAL_PER_IMAGE_FILE = "per_image.csv"
 EVAL_SUMMARY_FILE = "summary.md"
@@ -62,7 +62,7 @@ EVAL_CONFUSION_IMAGE = "confusion.png"
 EVAL_PLOTS_DIR = "plots"  # one PNG per (score, metadata field)
 SUBMISSION_DIR = "submission"
 
-# --- export folders (fcn.commands.export writes them, fcn.inference.restore opens them) ---
+# --- export folders (fcn.inference.export writes them, fcn.inference.restore opens them) ---
 EXPORT_METADATA_FILE = "export.json"
 EXPORT_FORMAT = "fcn-export"
 EXPORT_FORMAT_VERSION = 2

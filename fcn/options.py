@@ -24,8 +24,7 @@ import dataclasses
 
 from fcn import checks, names
 from fcn import config as cfg
-
-PREDICT_BATCH_SIZE = 8  # images per forward pass when predicting
+from fcn.inference.predictor import DEFAULT_PRECISION  # numpy only, no TensorFlow
 
 
 def checkpoint():
@@ -47,10 +46,9 @@ def threshold(shown="the run's"):
 
 
 def precision():
-    # One default for every command that predicts (fcn.inference.predictor.DEFAULT_PRECISION),
-    # so evaluate scores what infer writes.
+    # One default for every command that predicts, so evaluate scores what infer writes.
     return cfg.field(
-        "auto",
+        DEFAULT_PRECISION,
         "compute precision when predicting (default: auto: fp16 on a GPU, bf16 on CPUs with bf16 "
         "instructions, else float32); recorded with the results",
         cfg.PRECISIONS,

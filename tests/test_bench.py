@@ -6,8 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from fcn import cli, data
-from fcn.commands import bench
+from fcn import bench, cli, data
 
 TINY = ["--image-shape", "32x96", "--batch-size", "2", "--steps", "1", "--repeats", "1"]
 

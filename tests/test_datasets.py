@@ -381,8 +381,7 @@ def test_spec_round_trips_through_json(name, mapillary, cityscapes, coco, tmp_pa
 def test_restore_reads_the_runs_dataset_json_and_the_exports_spec(tmp_path, coco):
     from fcn import config as cfg
     from fcn import names
-    from fcn.commands import export
-    from fcn.inference import restore
+    from fcn.inference import export, restore
 
     spec = data.resolve_spec("coco", coco, "vehicle")
     config = cfg.Config(dataset="coco")

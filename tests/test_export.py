@@ -14,9 +14,8 @@ import pytest
 import tensorflow.compat.v1 as tf
 
 from fcn import cli, data
-from fcn.commands import export
 from fcn.errors import UserError
-from fcn.inference import prediction, restore
+from fcn.inference import export, prediction, restore
 
 IMAGE_SHAPE = (64, 192)
 HAVE_ONNX = all(importlib.util.find_spec(m) for m in ("tf2onnx", "onnxruntime"))

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from fcn import cli, data
-from fcn.commands import infer as infer_command
 from fcn.data import task
 from fcn.errors import UserError
-from fcn.inference import overlays, restore
+from fcn.inference import crf as densecrf
+from fcn.inference import infer, media, overlays, restore
 
 IMAGE_SHAPE = (64, 192)
 FLOAT32 = ["--precision", "float32"]
@@ -39,9 +39,7 @@ def test_postprocess_hand_worked():
     probs = np.array([[[0.2, 0.8], [0.7, 0.3]]], np.float32)
     image = np.array([[[10, 20, 30], [40, 50, 60]]], np.uint8)
     decided = task.decide(probs, data.KITTI_ROAD, 0.5)
-    shown, road, mask = infer_command.postprocess(
-        image, probs, decided, data.KITTI_ROAD, 0.5, alpha=0.5
-    )
+    shown, road, mask = infer.postprocess(image, probs, decided, data.KITTI_ROAD, 0.5, alpha=0.5)
     np.testing.assert_array_equal(mask, [[1, 0]])
     np.testing.assert_allclose(road, [[0.8, 0.3]])
     # Road pixel: 0.5 * (10, 20, 30) + 0.5 * (0, 255, 0) = (5, 137.5, 15) -> rounded (5, 138, 15).
@@ -156,23 +154,23 @@ def test_never_overwrites_an_input(trained_run, tmp_path, capsys):
 def test_two_inputs_with_one_output_name_are_refused(tmp_path):
     for name in ("a.png", "a.jpg"):
         _write_rgb(tmp_path / name, _random_image((8, 8, 3), 0))
-    paths = infer_command.collect_inputs([str(tmp_path)])
+    paths = media.collect_inputs([str(tmp_path)])
     with pytest.raises(UserError, match="would both write"):
-        infer_command.plan_jobs(paths, str(tmp_path / "out"), False, False)
+        media.plan_jobs(paths, str(tmp_path / "out"), False, False)
 
 
 def test_missing_input_and_empty_glob(tmp_path):
     with pytest.raises(UserError, match="does not exist"):
-        infer_command.collect_inputs([str(tmp_path / "nope.png")])
+        media.collect_inputs([str(tmp_path / "nope.png")])
     with pytest.raises(UserError, match="matches no images"):
-        infer_command.collect_inputs([str(tmp_path / "*.png")])
+        media.collect_inputs([str(tmp_path / "*.png")])
 
 
 def test_crf_without_pydensecrf_says_how_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "pydensecrf", None)  # import now raises ImportError
     monkeypatch.setitem(sys.modules, "pydensecrf.densecrf", None)
     with pytest.raises(UserError, match="pip install pydensecrf2"):
-        infer_command.densecrf_module()
+        densecrf.densecrf_module()
 
 
 def test_crf_cleans_noise_inside_a_colour_region():
@@ -184,7 +182,7 @@ def test_crf_cleans_noise_inside_a_colour_region():
     road[:, 12:] = 0.6
     road[5, 15] = road[10, 20] = road[18, 14] = 0.45
     probs = np.stack([1 - road, road], axis=-1)
-    refined = infer_command.crf_refine(image, probs)
+    refined = densecrf.refine(image, probs)
     assert refined.shape == probs.shape
     np.testing.assert_allclose(refined.sum(-1), 1.0, atol=1e-5)
     assert (refined[:, 12:, 1] > 0.5).all() and (refined[:, :12, 1] < 0.5).all()
@@ -207,16 +205,16 @@ def test_postprocess_multiclass_palette_and_legend():
     image = np.full((1, 3, 3), 100, np.uint8)
     mask = task.decide(probs, spec, 0.99)
     np.testing.assert_array_equal(mask, [[0, 1, 2]])
-    shown, positive, out_mask = infer_command.postprocess(
+    shown, positive, out_mask = infer.postprocess(
         image, probs, mask, spec, 0.99, alpha=0.5, legend="none"
     )
     assert positive is None  # no positive-class map for a multiclass dataset
     # 0.5 * 100 + 0.5 * 255 = 177.5 -> 178; bg is unpainted.
     np.testing.assert_array_equal(shown, [[[100, 100, 100], [178, 50, 50], [50, 50, 178]]])
-    with_legend, _, _ = infer_command.postprocess(image, probs, mask, spec, 0.99, 0.5, legend="all")
+    with_legend, _, _ = infer.postprocess(image, probs, mask, spec, 0.99, 0.5, legend="all")
     # car and person, one legend row each on a 3-pixel-wide image.
     assert with_legend.shape == (1 + 2 * overlays.LEGEND_ROW, 3, 3)
     # Defaults: binary none; multiclass the classes present, videos all (one frame size).
-    assert infer_command._legend(data.KITTI_ROAD, None, video=False) == "none"
-    assert infer_command._legend(spec, None, video=False) == "present"
-    assert infer_command._legend(spec, None, video=True) == "all"
+    assert infer._legend(data.KITTI_ROAD, None, video=False) == "none"
+    assert infer._legend(spec, None, video=False) == "present"
+    assert infer._legend(spec, None, video=True) == "all"

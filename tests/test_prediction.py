@@ -10,9 +10,8 @@ import pytest
 import tensorflow.compat.v1 as tf
 
 from fcn import data
-from fcn.commands import export
 from fcn.data import task
-from fcn.inference import prediction, predictor, restore
+from fcn.inference import export, prediction, predictor, restore
 
 # Real KITTI test frames come in four sizes (1242x375, 1241x376, 1226x370, 1224x370).
 FRAMES = ("um_000084.png", "umm_000010.png", "uu_000066.png", "uu_000080.png")

@@ -11,10 +11,9 @@ import pytest
 import tensorflow.compat.v1 as tf
 
 from fcn import config, data
-from fcn.commands import export
 from fcn.errors import UserError
 from fcn.evaluation import evaluate
-from fcn.inference import prediction, restore, tta
+from fcn.inference import export, prediction, restore, tta
 from fcn.training import train
 
 HAVE_ONNX = all(importlib.util.find_spec(m) for m in ("tf2onnx", "onnxruntime"))

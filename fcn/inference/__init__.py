@@ -8,6 +8,10 @@ predicts through, opening runs and exports, test-time augmentation, DenseCRF and
     tta         the flipped copies the path averages (--tta)
     crf         DenseCRF refinement of probabilities
     overlays    painting masks in the dataset's palette, legends
+    infer       the infer job (InferOptions, the image and video loops)
+    media       infer's inputs and outputs: collecting paths, planning files, video I/O
+    export      a run -> SavedModel, frozen graph, ONNX and export.json (ExportOptions)
 
-Nothing is imported here, so `fcn.inference.overlays` does not pull in TensorFlow.
+Nothing is imported here, so `fcn.inference.overlays` does not pull in TensorFlow; neither do
+infer, media and export at import time (they import it where a model is opened).
 """
