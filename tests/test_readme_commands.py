@@ -91,11 +91,7 @@ RUN = {
 }
 # Documented commands that do not work yet: run, and expected to fail until fixed (strict, so a
 # fix shows up as an unexpected pass).
-BROKEN = {
-    "python main.py export --run runs/RUN --out exported/ --onnx": "tf2onnx fails on every "
-    "batch-norm encoder (Non-existent input ^encoder/stage1/conv1/Conv2D) and on the full-size "
-    "VGG16 (object of type 'NoneType' has no len()); the tiny VGG16 of test_export converts",
-}
+BROKEN = {}
 
 
 def readme_commands(text=None):

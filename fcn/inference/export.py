@@ -267,6 +267,26 @@ def _tensor_names(config, spec):
 _SERVING_FIXED = (names.IMAGE_INPUT, names.IS_TRAINING, names.KEEP_PROB)
 
 
+def serving_graph(frozen, spec):
+    """The frozen prediction path as it serves: the inputs of _SERVING_FIXED folded to their
+    defaults, and every `where(is_training, a, b)` (batch norm's statistics, decoder dropout:
+    fcn.models.layers) replaced by `b`, so the batch moments computed only for training are
+    pruned away rather than left for Grappler to fold (which leaves dangling control inputs
+    that tf2onnx cannot convert: "Non-existent input ^encoder/.../Conv2D"). Both branches have
+    one shape in those selects, so the output is the same tensor the select gave."""
+    import tensorflow.compat.v1 as tf
+
+    graph_def = _defaults_fixed(frozen, _SERVING_FIXED)
+    for node in graph_def.node:
+        if node.op in ("Select", "SelectV2") and node.input[0] == names.IS_TRAINING:
+            dtype = node.attr["T"].type
+            node.op = "Identity"
+            del node.input[:2]  # keep the else branch: b
+            node.attr.clear()
+            node.attr["T"].type = dtype
+    return tf.graph_util.extract_sub_graph(graph_def, output_names(spec))
+
+
 def _write_tensorflow(frozen, config, spec, folder, sample):
     """SavedModel and frozen graph into `folder`; returns (serving GraphDef, probs_full of
     `sample`: the reference for the ONNX check, predicted through the exported graph as a
@@ -276,7 +296,7 @@ def _write_tensorflow(frozen, config, spec, folder, sample):
     from fcn.inference import prediction
     from fcn.inference.predictor import SessionPredictor
 
-    serving_def = _defaults_fixed(frozen, _SERVING_FIXED)
+    serving_def = serving_graph(frozen, spec)
     graph = tf.Graph()
     with graph.as_default(), tf.Session(graph=graph) as sess:
         tf.import_graph_def(serving_def, name="")
