@@ -6,7 +6,9 @@ import cv2
 import numpy as np
 import pytest
 
+from conftest import PRECISIONS
 from fcn import bench, cli, data
+from fcn.precision import resolve
 
 TINY = ["--image-shape", "32x96", "--batch-size", "2", "--steps", "1", "--repeats", "1"]
 
@@ -142,12 +144,18 @@ def test_peak_share_arithmetic():
     assert bench.peak_share(2.0, 3e9, None) is None
 
 
-def test_bench_other_encoder_and_decoder_without_naive(synth_data, tmp_path, capsys):
+@pytest.mark.parametrize("precision", PRECISIONS)
+def test_bench_other_encoder_and_decoder_without_naive(precision, synth_data, tmp_path, capsys):
     out = str(tmp_path / "b.json")
     argv = ["bench", "--data-dir", synth_data, "--encoder", "unet", "--decoder", "pix2pix"]
-    assert cli.main(argv + TINY + ["--precision", "float32", "--no-naive", "--json", out]) == 0
+    argv += [] if precision == "auto" else ["--precision", precision]  # auto: no flag
+    assert cli.main(argv + TINY + ["--no-naive", "--json", out]) == 0
     with open(out) as f:
         result = json.load(f)
+    assert result["precision"] == resolve(precision)
+    # Measured against float32's masks from the same weights: all of them in float32 itself.
+    agreement = result["mask_agreement_float32"]
+    assert agreement == 1.0 if precision == "float32" else 0.9 < agreement <= 1.0
     assert (result["encoder"], result["decoder"]) == ("unet", "pix2pix")
     assert result["naive_train_img_s"] is None and result["train_img_s"] > 0
     assert result["forward_flops_per_image"] > 0 and result["infer_peak_share"] > 0

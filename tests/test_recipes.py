@@ -7,7 +7,9 @@ import os
 
 import pytest
 
+from conftest import AUTO_BF16
 from fcn import cli, config, data, recipes
+from fcn.precision import resolve
 
 # The table: the model and loss of each system.
 SYSTEMS = {
@@ -78,27 +80,31 @@ def test_flags_given_adapt_the_recipe_crop_and_tta_to_a_smaller_or_non_square_in
 
 
 # Tiny runs: small networks (the 1/16 VGG16, 4-filter U-Net), 64x64 inputs, one epoch.
-_TINY = ["--epochs", "1", "--batch-size", "2", "--val-count", "2", "--precision", "float32"]
+_TINY = ["--epochs", "1", "--batch-size", "2", "--val-count", "2"]
 _TINY += ["--unet-filters", "4", "--count", "6", "--image-shape", "64x64"]
 
 
+# float32 for every recipe; the KITTI demo once more under --precision auto (no flag: what
+# users get, bfloat16 on bf16 CPUs).
 @pytest.mark.parametrize(
-    "name,dataset",
+    "name,dataset,precision",
     [
-        ("kitti_road", None),
-        ("streets", None),
-        ("streets", "cityscapes"),
-        ("footprints", None),
-        ("coco", None),
-        ("dice_unet", None),
+        ("kitti_road", None, "float32"),
+        ("streets", None, "float32"),
+        ("streets", "cityscapes", "float32"),
+        ("footprints", None, "float32"),
+        ("coco", None, "float32"),
+        ("dice_unet", None, "float32"),
+        pytest.param("kitti_road", None, *AUTO_BF16.values, marks=AUTO_BF16.marks, id="auto"),
     ],
 )
 def test_recipe_runs_end_to_end_and_its_run_evaluates_infers_and_exports(
-    name, dataset, tiny_vgg, tmp_path, capsys
+    name, dataset, precision, tiny_vgg, tmp_path, capsys
 ):
     recipe = recipes.get(name)
     data_dir, runs_dir = str(tmp_path / "data"), str(tmp_path / "runs")
     argv = ["demo", "--recipe", name, "--data-dir", data_dir, "--runs-dir", runs_dir, *_TINY]
+    argv += [] if precision == "auto" else ["--precision", precision]
     argv += ["--vgg-dir", tiny_vgg] + (["--dataset", dataset] if dataset else [])
     code = cli.main(argv)
     out = capsys.readouterr().out
@@ -123,6 +129,9 @@ def test_recipe_runs_end_to_end_and_its_run_evaluates_infers_and_exports(
     assert result["split"] == "val" and result["checkpoint"].startswith(
         os.path.join(run_dir, "checkpoints")
     )
+    assert saved.precision == precision
+    # The demo scores at evaluate's default, whatever the training precision: one policy.
+    assert result["precision"] == resolve("auto")
     figure = recipes.score(recipe, result, data.DatasetSpec.from_dict(spec))
     # Two tiny validation images may hold no car at all: then there is no figure to print.
     shown = "n/a" if figure is None else f"{figure:.4f}"

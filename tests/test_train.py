@@ -8,6 +8,7 @@ import sys
 import numpy as np
 import pytest
 
+from conftest import AUTO_BF16
 from fcn import cli, config
 from fcn.errors import UserError
 from fcn.training import train
@@ -42,6 +43,20 @@ def test_training_lowers_the_loss(tiny_run):
     first, last = records[0]["train_loss"], records[-1]["train_loss"]
     assert last < 0.9 * first, (first, last)
     assert all(0.0 <= r["val_iou"] <= 1.0 for r in records)
+
+
+@pytest.mark.parametrize("precision", [AUTO_BF16])
+def test_training_under_the_default_precision_lowers_the_loss(precision, tiny_config, tmp_path):
+    # The tiny run again under --precision auto (bfloat16 on bf16 CPUs: what users get).
+    cfg = tiny_config(tmp_path, epochs=6, learning_rate=1e-3, overlay_every=0, precision=precision)
+    logs = []
+    run_dir, summary = train.train(cfg, log=logs.append)
+    assert any(line.endswith("precision bfloat16") for line in logs)
+    with open(os.path.join(run_dir, "log.jsonl")) as f:
+        records = [json.loads(line) for line in f]
+    first, last = records[0]["train_loss"], records[-1]["train_loss"]
+    assert last < 0.9 * first, (first, last)
+    assert 0.0 <= summary["best_val_iou"] <= 1.0
 
 
 def test_run_folder_is_complete(tiny_run):
