@@ -392,3 +392,20 @@ def test_restore_reads_the_runs_dataset_json_and_the_exports_spec(tmp_path, coco
     # An export carries the whole spec, and restore rebuilds it from there.
     meta = export._metadata(str(tmp_path), "model-5", config, spec, None)
     assert restore.export_spec(json.loads(json.dumps(meta)), config) == spec
+
+
+def test_a_validation_only_folder_lists_for_evaluate_and_hints_the_right_kind(cityscapes):
+    """Users often download only Cityscapes' val archives: evaluate (need_train=False) lists
+    them; training still needs train/ and its hint names the synth kind that writes the layout."""
+    import shutil
+
+    spec = data.get_spec("cityscapes")
+    for sub in ("leftImg8bit/train", "gtFine/train"):
+        shutil.rmtree(os.path.join(cityscapes, sub))
+    assert [e.name for e in data.list_pairs(cityscapes, spec, need_train=False)] == [
+        "frankfurt_000000_000294"
+    ]
+    with pytest.raises(UserError, match=r"leftImg8bit/train does not exist.*--kind streets"):
+        data.list_splits(cityscapes, spec)
+    with pytest.raises(UserError, match=r"--kind kitti"):
+        data.list_pairs(os.path.join(cityscapes, "nowhere"))

@@ -135,7 +135,9 @@ def run_evaluation(opts, log=print):
         data_dir = opts.data_dir or config.data_dir
         threshold = restored.threshold if opts.threshold is None else opts.threshold
         spec = restored.spec  # the run's own classes (its dataset.json), not today's registry
-        examples = _select(data.list_pairs(data_dir, spec), split_names, split, run_dir, data_dir)
+        # Only the split scored need be there (a Cityscapes download of val/ alone evaluates).
+        present = data.list_pairs(data_dir, spec, need_train=split == "train")
+        examples = _select(present, split_names, split, run_dir, data_dir)
         test_examples, calibs = [], None
         if submit:
             if spec.benchmark != "kitti_road":

@@ -42,16 +42,17 @@ def get_spec(name):
     return resolve_spec(name)
 
 
-def list_splits(data_dir, spec=KITTI_ROAD):
+def list_splits(data_dir, spec=KITTI_ROAD, need_train=True):
     """(training examples, the dataset's official validation examples or None): datasets that
-    ship a validation split (Mapillary, Cityscapes, COCO) validate on it; others carve one out
-    (fcn.data.split)."""
-    return _family(spec.name).list_splits(data_dir, spec)
+    ship a validation split (Mapillary, Cityscapes, COCO, VOC) validate on it; others carve one
+    out (fcn.data.split). need_train False (evaluate scoring the official validation split): a
+    folder holding only that split lists [] for training instead of stopping."""
+    return _family(spec.name).list_splits(data_dir, spec, need_train)
 
 
-def list_pairs(data_dir, spec=KITTI_ROAD):
-    """Every labelled example: training, then official validation ones."""
-    train, val = list_splits(data_dir, spec)
+def list_pairs(data_dir, spec=KITTI_ROAD, need_train=True):
+    """Every labelled example present: training, then official validation ones."""
+    train, val = list_splits(data_dir, spec, need_train)
     return train + (val or [])
 
 
