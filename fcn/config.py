@@ -78,11 +78,16 @@ class Config:
     vgg_dir: str = field("./data/vgg", "VGG16 SavedModel folder (tag 'vgg16')")
     runs_dir: str = field("./runs", "every run writes into RUNS_DIR/<timestamp>/")
     dataset: str = field(
-        "kitti_road", "dataset: kitti_road, mapillary, cityscapes, folder or coco (fcn.data)"
+        "kitti_road",
+        "dataset: kitti_road, mapillary, cityscapes, folder, coco, voc, labelme or labelstudio "
+        "(fcn.data)",
     )
     # COCO: which categories become classes (names, or a supercategory such as 'vehicle').
     classes: str = field(
         "", "coco: comma-separated categories or supercategories ('' = person,car)"
+    )
+    voc_aug: bool = field(
+        False, "voc: train on SBD's SegmentationClassAug/ (train_aug.txt)", action="store_true"
     )
 
     # --- the reference system's training recipe (Udacity FCN-8 on KITTI road) ---

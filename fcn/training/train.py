@@ -406,7 +406,7 @@ def train(config, log=print, resume_dir=None):
     if setup is not None:
         log = _worker_log(setup, log)
         log(setup.describe())
-    spec = data.resolve_spec(config.dataset, config.data_dir, config.classes)
+    spec = data.resolve_spec(config.dataset, config.data_dir, config.classes, config.voc_aug)
     state = checkpoint.read_state(resume_dir) if resume_dir else None
     train_ex, val_ex, official = _choose_split(config, spec, resume_dir, log)
     source = models.check_weights_source(config)

@@ -8,7 +8,16 @@ so a spec restored from a run folder reads labels without its family's folder co
 """
 
 from fcn.data import labels
-from fcn.data.datasets import cityscapes, coco, folder, kitti, mapillary
+from fcn.data.datasets import (
+    cityscapes,
+    coco,
+    folder,
+    kitti,
+    labelme,
+    labelstudio,
+    mapillary,
+    voc,
+)
 from fcn.data.descriptors import KITTI_ROAD
 from fcn.errors import UserError
 
@@ -19,6 +28,15 @@ DATASETS = {
     cityscapes.NAME: cityscapes,
     folder.NAME: folder,
     coco.NAME: coco,
+    voc.NAME: voc,
+    labelme.NAME: labelme,
+    labelstudio.NAME: labelstudio,
+}
+# label_format -> reader of labels that are not label images
+_LABEL_READERS = {
+    "coco": coco.read_label,
+    "labelme": labelme.read_label,
+    "labelstudio": labelstudio.read_label,
 }
 
 
@@ -28,12 +46,17 @@ def _family(name):
     return DATASETS[name]
 
 
-def resolve_spec(name, data_dir=None, classes=""):
+def resolve_spec(name, data_dir=None, classes="", voc_aug=False):
     """The spec of dataset `name` as it applies to data_dir: datasets whose classes live in
     their files (Mapillary's config, a folder's label map, COCO's categories) read them here;
     KITTI and Cityscapes need no data_dir. classes: COCO's category selection (Config.classes,
-    '' = person,car)."""
-    return _family(name).resolve(data_dir, classes)
+    '' = person,car); voc_aug: VOC's training on SBD's SegmentationClassAug (Config.voc_aug)."""
+    family = _family(name)
+    if family is voc:
+        return voc.resolve(data_dir, classes, voc_aug)
+    if voc_aug:
+        raise UserError(f"--voc-aug adds SBD's labels to --dataset voc, not {name}; drop it")
+    return family.resolve(data_dir, classes)
 
 
 def get_spec(name):
@@ -65,8 +88,8 @@ def read_label(example, spec=KITTI_ROAD, warn=print):
     """The example's label as class ids (H, W) uint8 at its original size, IGNORE_LABEL where
     unlabelled; values the dataset does not define are reported once per file through warn
     and ignored (KITTI: a UserError)."""
-    if spec.label_format == "coco":
-        return coco.read_label(example, spec, warn)
+    if spec.label_format in _LABEL_READERS:
+        return _LABEL_READERS[spec.label_format](example, spec, warn)
     return labels.read_label_image(example.label_path, spec, warn)
 
 

@@ -11,7 +11,7 @@ import glob
 import os
 
 from fcn.data.descriptors import IGNORE_LABEL, DatasetSpec
-from fcn.data.pairing import Example, require_folders, skip_train, synth_hint
+from fcn.data.pairing import Example, require_folders, skip_train
 from fcn.errors import UserError
 
 NAME = "cityscapes"

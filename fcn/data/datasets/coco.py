@@ -150,7 +150,8 @@ def list_splits(data_dir, spec, need_train=True):
     has_val = spec.val_labels and os.path.isfile(val_json)
     train_json = os.path.join(data_dir, spec.root, spec.train_labels)
     train_images = os.path.join(data_dir, spec.root, spec.train_images)
-    if has_val and not need_train and not (os.path.isfile(train_json) and os.path.isdir(train_images)):
+    train_there = os.path.isfile(train_json) and os.path.isdir(train_images)
+    if has_val and not need_train and not train_there:
         train = []
     else:
         train = _examples(data_dir, spec, spec.train_images, spec.train_labels)
