@@ -1,11 +1,15 @@
 """train, evaluate, export and infer end to end on each hand-labelled format (VOC, LabelMe,
 Label Studio) written by synth, with a 4-filter U-Net on 32x32 inputs; and a Cityscapes run
-evaluating on a folder that holds only val/."""
+evaluating on a folder that holds only val/, with the benchmark's figures, and --submit."""
 
+import glob
 import json
 import os
 import shutil
+import zipfile
 
+import cv2
+import numpy as np
 import pytest
 
 from fcn import cli
@@ -53,7 +57,9 @@ def test_format_trains_evaluates_exports_and_infers(kind, extra, tmp_path, capsy
     capsys.readouterr()
 
 
-def test_cityscapes_evaluates_on_a_folder_holding_only_val(tmp_path, capsys):
+def test_cityscapes_val_only_folder_evaluates_with_the_benchmark_figures_and_submits(
+    tmp_path, capsys
+):
     summary = synth.generate("streets", tmp_path / "data", count=4, test_count=1, seed=0,
                              sizes=SIZES, val_count=2)  # fmt: skip
     data_dir = summary["roots"]["cityscapes"]
@@ -68,4 +74,22 @@ def test_cityscapes_evaluates_on_a_folder_holding_only_val(tmp_path, capsys):
     assert cli.main(argv) == 0
     metrics = json.load(open(os.path.join(run_dir, "eval", "metrics.json")))
     assert metrics["num_images"] == 2 and metrics["data_dir"] == str(val_only)
+    cs = metrics["cityscapes"]  # synth writes instanceIds: all four figures are there
+    assert cs["instances"] == "instanceIds"
+    for key in ("iou_class", "iiou_class", "iou_category", "iiou_category"):
+        assert cs[key] is None or 0 <= cs[key] <= 1
+    assert cs["iou_class"] is not None and set(cs["categories"]) >= {"flat", "vehicle"}
+    summary_md = open(os.path.join(run_dir, "eval", "summary.md")).read()
+    assert "## Cityscapes benchmark" in summary_md and "| iiou_category |" in summary_md
+    # --submit: the test split as label-id PNGs at the original size, and their zip
+    assert cli.main(["evaluate", "--run", run_dir, "--submit"]) == 0
+    sub = os.path.join(run_dir, "submission")
+    (test_image,) = glob.glob(os.path.join(data_dir, "leftImg8bit", "test", "*", "*.png"))
+    stem = os.path.basename(test_image)[: -len("_leftImg8bit.png")]
+    written = cv2.imread(os.path.join(sub, stem + "_labelIds.png"), cv2.IMREAD_UNCHANGED)
+    assert written.shape == cv2.imread(test_image).shape[:2]
+    assert set(np.unique(written)) <= {7, 8, 11, 12, 13, 17, 19, 20, 21, 22, 23, 24, 25, 26, 27,
+                                       28, 31, 32, 33}  # fmt: skip
+    with zipfile.ZipFile(os.path.join(sub, "cityscapes_results.zip")) as z:
+        assert z.namelist() == [stem + "_labelIds.png"]
     capsys.readouterr()

@@ -4,7 +4,8 @@
     gtFine/{train,val}/<city>/<city>_<seq>_<frame>_gtFine_labelIds.png   (label ids 0..33)
 
 The label ids map to the 19 train ids of the benchmark (cityscapesScripts' labels.py); every
-other id is ignore. The _color, _instanceIds and _polygons files beside the labels are not read.
+other id is ignore. The _instanceIds files are read by evaluate only (fcn.evaluation.cityscapes,
+the instance-level figures); the _color and _polygons files are not read.
 """
 
 import glob
