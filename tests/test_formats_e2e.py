@@ -27,7 +27,12 @@ def _run_dir(runs_dir):
 
 
 @pytest.mark.parametrize(
-    "kind,extra", [("voc", ["--voc-aug"]), ("labelme", []), ("labelstudio", [])]
+    "kind,extra",
+    [
+        ("voc", ["--voc-aug"]),
+        ("labelme", ["--sampling", "repeat_factor", "--repeat-threshold", "0.5"]),
+        ("labelstudio", []),
+    ],
 )
 def test_format_trains_evaluates_exports_and_infers(kind, extra, tmp_path, capsys):
     summary = synth.generate(kind, tmp_path / "data", count=6, test_count=2, seed=0, sizes=SIZES)
@@ -35,6 +40,9 @@ def test_format_trains_evaluates_exports_and_infers(kind, extra, tmp_path, capsy
     runs = str(tmp_path / "runs")
     argv = ["train", "--dataset", kind, "--data-dir", data_dir, "--runs-dir", runs, *TINY, *extra]
     assert cli.main(argv) == 0
+    printed = capsys.readouterr().out
+    # repeat-factor sampling prints each class's expected repeats
+    assert ("expected repeats" in printed) == ("repeat_factor" in extra)
     run_dir = _run_dir(runs)
     spec = json.load(open(os.path.join(run_dir, "dataset.json")))
     assert spec["name"] == kind and spec["class_names"][0] == "background"
