@@ -61,6 +61,10 @@ def test_voc_reads_palette_indices_void_and_the_official_lists(voc_dir):
         train, val = data.list_splits(str(data_dir), spec)
         assert [e.name for e in train] == ["a", "b"] and [e.name for e in val] == ["c"]
     assert spec.num_classes == 21 and spec.class_names[15] == "person"
+    # A spec saved by a run on VOCdevkit's parent reads the VOC2012 folder itself too.
+    outer = data.resolve_spec("voc", str(voc_dir))
+    assert outer.root == "VOCdevkit/VOC2012"
+    assert [e.name for e in data.list_pairs(str(data_dir), outer)] == ["a", "b", "c"]
     label = data.read_label(train[0], spec)
     expected = np.zeros((4, 6), np.uint8)
     expected[1:3, 1:4], expected[0] = 15, IGN

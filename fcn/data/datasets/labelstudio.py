@@ -13,6 +13,7 @@ LabelMe's (PIL) does. No official split: validation is carved out as for the fol
 import glob
 import json
 import os
+import threading
 import urllib.parse
 
 import numpy as np
@@ -26,6 +27,7 @@ from fcn.errors import UserError
 NAME = "labelstudio"
 EXPORT_FILE = "export.json"
 _INDEX = {}  # export path -> (mtime, tasks by id): read once per process
+_INDEX_LOCK = threading.Lock()  # labels are read by the pipeline's threads
 
 
 def export_path(data_dir):
@@ -43,9 +45,14 @@ def export_path(data_dir):
 
 def load_tasks(path):
     """{task id: task} of an export; a one-line error naming the file when it is not one."""
-    stamp = os.stat(path).st_mtime_ns if os.path.isfile(path) else None
-    if path in _INDEX and _INDEX[path][0] == stamp:
+    with _INDEX_LOCK:
+        stamp = os.stat(path).st_mtime_ns if os.path.isfile(path) else None
+        if path not in _INDEX or _INDEX[path][0] != stamp:
+            _INDEX[path] = (stamp, _read_tasks(path))
         return _INDEX[path][1]
+
+
+def _read_tasks(path):
     try:
         with open(path, encoding="utf-8") as f:
             tasks = json.load(f)
@@ -59,7 +66,6 @@ def load_tasks(path):
             f"{path} is not a Label Studio JSON export ({type(e).__name__}: {e}); export the "
             "project as JSON"
         ) from None
-    _INDEX[path] = (stamp, by_id)
     return by_id
 
 

@@ -121,8 +121,15 @@ def _examples(root, images, labels, ids):
     return examples
 
 
-def list_splits(data_dir, spec, need_train=True):
+def _root(data_dir, spec):
+    """The VOC20xx folder: the spec's (as the run saw it), else the one under this data_dir (a
+    run trained with VOCdevkit's parent evaluates on the VOC2012 folder itself too)."""
     root = os.path.join(data_dir, spec.root)
+    return root if os.path.isdir(root) else os.path.join(data_dir, find_root(data_dir))
+
+
+def list_splits(data_dir, spec, need_train=True):
+    root = _root(data_dir, spec)
     require_folders(spec, data_dir, root, os.path.join(root, spec.train_images))
     val_path = os.path.join(root, spec.val_list)
     has_val = os.path.isfile(val_path)
@@ -143,7 +150,7 @@ def list_splits(data_dir, spec, need_train=True):
 
 def list_test_images(data_dir, spec):
     """The ids of ImageSets/Segmentation/test.txt present in JPEGImages ([] without the list)."""
-    root = os.path.join(data_dir, spec.root)
+    root = _root(data_dir, spec)
     path = os.path.join(root, LISTS, "test.txt")
     if not os.path.isfile(path):
         return []
