@@ -20,6 +20,8 @@ from fcn.inference.tta import check as _check_tta
 from fcn.models.decoders import DECODERS as _DECODERS  # registries only: no TensorFlow import
 from fcn.models.encoders import ENCODERS as _ENCODERS
 
+SAMPLINGS = ("uniform", "repeat_factor")  # fcn.data.sampling.SAMPLINGS (no data import here)
+
 PRECISIONS = ("auto", "float32", "bfloat16", "float16")
 ENCODERS = tuple(_ENCODERS)
 DECODERS = tuple(_DECODERS)
@@ -78,11 +80,25 @@ class Config:
     vgg_dir: str = field("./data/vgg", "VGG16 SavedModel folder (tag 'vgg16')")
     runs_dir: str = field("./runs", "every run writes into RUNS_DIR/<timestamp>/")
     dataset: str = field(
-        "kitti_road", "dataset: kitti_road, mapillary, cityscapes, folder or coco (fcn.data)"
+        "kitti_road",
+        "dataset: kitti_road, mapillary, cityscapes, folder, coco, voc, labelme or labelstudio "
+        "(fcn.data)",
     )
     # COCO: which categories become classes (names, or a supercategory such as 'vehicle').
     classes: str = field(
         "", "coco: comma-separated categories or supercategories ('' = person,car)"
+    )
+    # Class-balanced sampling (fcn.data.sampling): LVIS' repeat factors per image.
+    sampling: str = field(
+        "uniform",
+        "uniform: each training image once an epoch; repeat_factor: LVIS' repeat-factor sampling",
+        SAMPLINGS,
+    )
+    repeat_threshold: float = field(
+        0.1, "repeat_factor's t: classes in fewer than this share of images are repeated"
+    )
+    voc_aug: bool = field(
+        False, "voc: train on SBD's SegmentationClassAug/ (train_aug.txt)", action="store_true"
     )
 
     # --- the reference system's training recipe (Udacity FCN-8 on KITTI road) ---
@@ -270,6 +286,10 @@ class Config:
                 for n in _NON_NEGATIVE
             ),
             _rule(checks.threshold(self.threshold)),
+            (
+                0 < self.repeat_threshold <= 1,
+                f"--repeat-threshold is a share of images, in (0, 1]; got {self.repeat_threshold}",
+            ),
             (self.clahe_clip > 0, f"--clahe-clip must be > 0, got {self.clahe_clip}"),
             (self.clahe_grid >= 1, f"--clahe-grid must be >= 1, got {self.clahe_grid}"),
             (self.overlay_every >= 0, f"--overlay-every must be >= 0, got {self.overlay_every}"),
@@ -287,6 +307,7 @@ class Config:
             ("lr_schedule", LR_SCHEDULES),
             ("loss", LOSSES),
             ("class_weights", CLASS_WEIGHTINGS),
+            ("sampling", SAMPLINGS),
         ):
             rules.append(_rule(checks.one_of(f"--{name}", getattr(self, name), choices)))
         rules.append(_rule(_check_tta(self.tta, self.image_shape)))

@@ -360,13 +360,19 @@ def test_static_specs_need_no_data_dir():
     assert data.resolve_spec("kitti_road") is data.KITTI_ROAD
     assert data.resolve_spec("cityscapes").num_classes == 19
     assert data.resolve_spec("folder").num_classes == 2
-    with pytest.raises(UserError, match="unknown dataset 'voc'; choose one of"):
-        data.resolve_spec("voc")
+    assert data.resolve_spec("voc").num_classes == 21  # VOC was the unknown example here
+    with pytest.raises(UserError, match="unknown dataset 'ade20k'; choose one of"):
+        data.resolve_spec("ade20k")
 
 
 @pytest.mark.parametrize("name", sorted(data.DATASETS))
 def test_spec_round_trips_through_json(name, mapillary, cityscapes, coco, tmp_path):
+    from fcn.data import synth
+
     data_dir = {"mapillary": mapillary, "cityscapes": cityscapes, "coco": coco}.get(name)
+    if name in ("labelme", "labelstudio"):  # their classes live in their files
+        summary = synth.generate(name, tmp_path, count=2, test_count=0, sizes=((30, 40),))
+        (data_dir,) = summary["roots"].values()
     spec = data.resolve_spec(name, data_dir)
     again = data.DatasetSpec.from_dict(json.loads(json.dumps(spec.to_dict())))
     assert again == spec
@@ -392,3 +398,20 @@ def test_restore_reads_the_runs_dataset_json_and_the_exports_spec(tmp_path, coco
     # An export carries the whole spec, and restore rebuilds it from there.
     meta = export._metadata(str(tmp_path), "model-5", config, spec, None)
     assert restore.export_spec(json.loads(json.dumps(meta)), config) == spec
+
+
+def test_a_validation_only_folder_lists_for_evaluate_and_hints_the_right_kind(cityscapes):
+    """Users often download only Cityscapes' val archives: evaluate (need_train=False) lists
+    them; training still needs train/ and its hint names the synth kind that writes the layout."""
+    import shutil
+
+    spec = data.get_spec("cityscapes")
+    for sub in ("leftImg8bit/train", "gtFine/train"):
+        shutil.rmtree(os.path.join(cityscapes, sub))
+    assert [e.name for e in data.list_pairs(cityscapes, spec, need_train=False)] == [
+        "frankfurt_000000_000294"
+    ]
+    with pytest.raises(UserError, match=r"leftImg8bit/train does not exist.*--kind streets"):
+        data.list_splits(cityscapes, spec)
+    with pytest.raises(UserError, match=r"--kind kitti"):
+        data.list_pairs(os.path.join(cityscapes, "nowhere"))

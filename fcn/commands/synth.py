@@ -2,7 +2,7 @@
 
 from fcn.commands.demo import DEMO_COUNT, DEMO_DATA
 
-KINDS = ("kitti", "streets", "footprints", "coco", "shapes")  # fcn.data.synth.KINDS
+KINDS = ("kitti", "streets", "footprints", "coco", "shapes", "voc", "labelme", "labelstudio")
 
 
 def add_arguments(parser):
@@ -11,7 +11,8 @@ def add_arguments(parser):
         default="kitti",
         choices=KINDS,
         help="kitti: data_road/; streets: mapillary/ and cityscapes/; footprints, shapes: "
-        "folder layout; coco: COCO instances layout",
+        "folder layout; coco: COCO instances layout; voc: VOC2012/; labelme: LabelMe JSON; "
+        "labelstudio: a Label Studio JSON export",
     )
     parser.add_argument("--out", default=DEMO_DATA, help="folder to hold the dataset folder(s)")
     parser.add_argument("--count", type=int, default=DEMO_COUNT, help="training images")

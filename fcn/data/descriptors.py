@@ -51,6 +51,9 @@ class DatasetSpec:
     # The dataset's images include grayscale ones (COCO): converting them is routine, so it
     # is not warned about.
     grey_images: bool = False
+    # Image-id lists naming each split's examples (VOC's ImageSets), relative to root; '' none.
+    train_list: str = ""
+    val_list: str = ""
 
     def to_dict(self):
         """JSON-able form, written into every run (names.DATASET_FILE) and export."""

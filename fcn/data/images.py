@@ -1,6 +1,9 @@
 """Reading images: any PNG/JPEG/BMP/TIFF as uint8 RGB, damaged files named in one line."""
 
+import base64
+import binascii
 import glob
+import json
 import os
 
 import cv2
@@ -22,7 +25,10 @@ def read_image(path, warn=print, grey_ok=False):
     """Any PNG/JPEG/BMP/TIFF as uint8 RGB (H, W, 3): RGBA, grey, palette and 16-bit are
     converted, each conversion noted through `warn` (grey_ok: grey -> RGB is routine for the
     dataset, e.g. COCO, and not noted)."""
-    raw = cv2.imread(path, cv2.IMREAD_UNCHANGED)
+    if path.lower().endswith(".json"):  # a LabelMe file embedding its image as imageData
+        raw = cv2.imdecode(_embedded_image(path), cv2.IMREAD_UNCHANGED)
+    else:
+        raw = cv2.imread(path, cv2.IMREAD_UNCHANGED)
     if raw is None or raw.size == 0 or _is_cut_off_jpeg(path):
         raise UserError(f"cannot read image {path}: missing, truncated or not an image; replace it")
     notes = ["palette -> RGB"] if _is_palette_png(path) else []
@@ -43,6 +49,19 @@ def read_image(path, warn=print, grey_ok=False):
     if notes and warn:
         warn(f"warning: {path}: {', '.join(notes)}")
     return rgb
+
+
+def _embedded_image(path):
+    """The encoded image bytes (N,) uint8 of a LabelMe file's base64 imageData."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f).get("imageData") or ""
+        encoded = base64.b64decode(data)
+    except (OSError, ValueError, AttributeError, binascii.Error) as e:
+        raise UserError(f"{path} embeds no readable imageData ({type(e).__name__})") from None
+    if not encoded:
+        raise UserError(f"{path} embeds no imageData and its imagePath image is missing")
+    return np.frombuffer(encoded, np.uint8)
 
 
 def _is_cut_off_jpeg(path):

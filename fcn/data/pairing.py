@@ -25,6 +25,29 @@ def stem_of(path):
     return os.path.splitext(os.path.basename(path))[0]
 
 
+# dataset family -> (the synth kind writing its layout, the folder of it under synth's --out)
+SYNTH_KINDS = {
+    "kitti_road": ("kitti", ""),  # synth --out DIR writes DIR/data_road: --data-dir DIR
+    "mapillary": ("streets", "mapillary"),
+    "cityscapes": ("streets", "cityscapes"),
+    "coco": ("coco", "coco"),
+    "folder": ("shapes", "shapes"),
+    "voc": ("voc", "voc"),
+    "labelme": ("labelme", "labelme"),
+    "labelstudio": ("labelstudio", "labelstudio"),
+}
+
+
+def synth_hint(spec_name, data_dir):
+    """The synth command that writes a synthetic dataset of this family, naming its --kind."""
+    kind, sub = SYNTH_KINDS.get(spec_name, ("kitti", ""))
+    if not sub:
+        return f"`python main.py synth --kind {kind} --out {data_dir}`"
+    out = os.path.dirname(os.path.normpath(data_dir)) or "."
+    where = os.path.join(out, sub)
+    return f"`python main.py synth --kind {kind} --out {out}` (then --data-dir {where})"
+
+
 def require_folders(spec, data_dir, *folders):
     """One line naming the first missing folder and how to get the data."""
     for folder in folders:
@@ -32,8 +55,14 @@ def require_folders(spec, data_dir, *folders):
             raise UserError(
                 f"data folder {folder} does not exist; put the {spec.name} dataset under "
                 f"{data_dir} (see data/README.md) or make a synthetic one with "
-                f"`python main.py synth --out {data_dir}`"
+                f"{synth_hint(spec.name, data_dir)}"
             )
+
+
+def skip_train(need_train, *folders):
+    """True where a reader may leave its training split out: the caller scores only the official
+    validation split (evaluate) and a training folder is absent (a validation-only download)."""
+    return not need_train and not all(os.path.isdir(f) for f in folders)
 
 
 def pair_folder(image_dir, label_dir, spec=KITTI_ROAD):

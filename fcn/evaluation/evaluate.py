@@ -6,7 +6,8 @@ any method's probability maps against KITTI ground truth with no model.
   carries the run's split) as a Predictor, predicts each image of a split at its original size
   (benchmarks score there), optionally refines with a DenseCRF (--crf, then decided again) and
   writes the reports (fcn.evaluation.reports); with --submit (KITTI) also the test set's 8-bit
-  road probability maps (and with --bev their bird's-eye views) for the devkit or server.
+  road probability maps (and with --bev their bird's-eye views) for the devkit or server, or
+  (Cityscapes) its label-id PNGs and their zip (fcn.evaluation.cityscapes).
 - `evaluate_prob_dir`: `<cat>_road_<id>.png` probability maps against KITTI gt images, like
   the devkit's evaluateRoad.py.
 
@@ -22,7 +23,7 @@ import numpy as np
 from fcn import checks, data, names, options, runs
 from fcn.config import field
 from fcn.errors import UserError
-from fcn.evaluation import reports
+from fcn.evaluation import cityscapes, reports
 from fcn.evaluation.kitti import devkit, submission
 from fcn.evaluation.scoring import BATCH_SIZE, DEFAULT_WORST, DatasetScores, score_examples
 from fcn.inference import crf as densecrf
@@ -62,7 +63,10 @@ class EvaluateOptions(options.Options):
     checkpoint: str = options.checkpoint()
     worst: int = field(DEFAULT_WORST, "images in the error gallery", metavar="N")
     submit: bool = field(
-        False, "also write the test set's road maps to RUN_DIR/submission/", action="store_true"
+        False,
+        "also write the test set's KITTI road maps (Cityscapes: label-id PNGs and a zip) to "
+        "RUN_DIR/submission/",
+        action="store_true",
     )
     bev: bool = field(
         False, "with --submit: also their bird's-eye views (calib/)", action="store_true"
@@ -135,11 +139,16 @@ def run_evaluation(opts, log=print):
         data_dir = opts.data_dir or config.data_dir
         threshold = restored.threshold if opts.threshold is None else opts.threshold
         spec = restored.spec  # the run's own classes (its dataset.json), not today's registry
-        examples = _select(data.list_pairs(data_dir, spec), split_names, split, run_dir, data_dir)
+        # Only the split scored need be there (a Cityscapes download of val/ alone evaluates).
+        present = data.list_pairs(data_dir, spec, need_train=split == "train")
+        examples = _select(present, split_names, split, run_dir, data_dir)
         test_examples, calibs = [], None
         if submit:
-            if spec.benchmark != "kitti_road":
-                raise UserError(f"--submit writes KITTI road maps; {spec.name} has no benchmark")
+            if spec.benchmark != "kitti_road" and not cityscapes.applies(spec):
+                raise UserError(
+                    f"--submit writes KITTI road maps or Cityscapes label ids; {spec.name} has "
+                    "no benchmark"
+                )
             test_examples = data.list_test_images(data_dir, spec)
             if not test_examples:
                 folder = os.path.join(data_dir, spec.root, spec.test_images)
@@ -156,11 +165,12 @@ def run_evaluation(opts, log=print):
         scores, rows, ranked = score_examples(
             restored, examples, spec, threshold, opts.worst, crf, log
         )
-        n_sub = (
-            submission.write(restored, test_examples, run_dir, spec, calibs, BATCH_SIZE)
-            if submit
-            else 0
-        )
+        n_sub = 0
+        if submit and cityscapes.applies(spec):
+            where = os.path.join(run_dir, submission.SUBMISSION_DIR)
+            n_sub = cityscapes.write_submission(restored, test_examples, where, spec, BATCH_SIZE)
+        elif submit:
+            n_sub = submission.write(restored, test_examples, run_dir, spec, calibs, BATCH_SIZE)
 
     result = scores.result()
     result.update(

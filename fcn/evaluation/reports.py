@@ -226,6 +226,8 @@ def summary_markdown(result, rows, worst_names, spec=None, plots=()):
             _markdown_table(_kitti_lines(result)),
             "",
         ]
+    if "cityscapes" in result:
+        lines += _cityscapes_lines(result["cityscapes"])
     mean = _mean_line(result)
     lines += [
         "## Per class",
@@ -284,6 +286,37 @@ def summary_markdown(result, rows, worst_names, spec=None, plots=()):
 
 
 _COLOUR_NAMES = {(0, 255, 0): "green", (255, 0, 0): "red", (0, 0, 255): "blue"}
+
+
+def _cityscapes_lines(cs):
+    """summary.md's section of Cityscapes' four figures (fcn.evaluation.cityscapes)."""
+
+    def cell(x):
+        return "missing" if x is None else _num(x)
+
+    lines = [
+        "## Cityscapes benchmark",
+        "",
+        "evalPixelLevelSemanticLabeling's figures; iIoU weights each instance by its class's "
+        f"average size ({cs['instances']}).",
+        "",
+        "| figure | value |",
+        "|---|---|",
+        *(
+            f"| {k} | {cell(cs[k])} |"
+            for k in ("iou_class", "iiou_class", "iou_category", "iiou_category")
+        ),
+        "",
+        "| class | IoU | iIoU |",
+        "|---|---|---|",
+        *(f"| {n} | {cell(v['iou'])} | {cell(v['iiou'])} |" for n, v in cs["classes"].items()),
+        "",
+        "| category | IoU | iIoU |",
+        "|---|---|---|",
+        *(f"| {n} | {cell(v['iou'])} | {cell(v['iiou'])} |" for n, v in cs["categories"].items()),
+        "",
+    ]
+    return lines
 
 
 def _colour_name(rgb):

@@ -10,7 +10,7 @@ import math
 from fcn import data
 from fcn.data import task
 from fcn.errors import UserError
-from fcn.evaluation import analysis, metrics
+from fcn.evaluation import analysis, cityscapes, metrics
 from fcn.evaluation.kitti import devkit
 from fcn.inference import crf as densecrf
 
@@ -33,11 +33,16 @@ class DatasetScores:
             else {}
         )
         self.counts = {}  # category -> images
+        # Cityscapes: the benchmark's own four figures (fcn.evaluation.cityscapes)
+        self.cityscapes = cityscapes.CityscapesScores(spec) if cityscapes.applies(spec) else None
 
-    def add(self, category, road_prob, pred, label, gt_rgb=None):
+    def add(self, category, road_prob, pred, label, gt_rgb=None, instances=None):
         """road_prob (H, W) in [0, 1] (binary datasets); pred, label (H, W) classes; gt_rgb
-        the KITTI gt image (KITTI road only)."""
+        the KITTI gt image (KITTI road only); instances (H, W) Cityscapes instanceIds (None:
+        absent)."""
         self.confusion.update(pred, label)
+        if self.cityscapes is not None:
+            self.cityscapes.add(pred, instances)
         self.counts[category] = self.counts.get(category, 0) + 1
         if not self.kitti:
             return
@@ -76,6 +81,8 @@ class DatasetScores:
             headline="mean_iou" if n_present == len(names_) else "mean_iou_present",
             confusion_matrix=cm.tolist(),
         )
+        if self.cityscapes is not None:
+            out["cityscapes"] = self.cityscapes.result(cm)
         return out
 
 
@@ -173,7 +180,8 @@ def score_examples(model, examples, spec, threshold, worst=DEFAULT_WORST, crf=Fa
                     image, probs, spec, threshold, densecrf.refine
                 )
             positive = task.positive_probs(probs, spec)
-            scores.add(ex.category, positive, pred, label, gt_rgb)
+            instances = cityscapes.read_instances(ex.label_path) if scores.cityscapes else None
+            scores.add(ex.category, positive, pred, label, gt_rgb, instances)
             extra = _example_metadata(ex, spec)
             row = analysis.sample_row(ex.name, ex.category, image, probs, pred, label, spec, extra)
             rows.append(row)

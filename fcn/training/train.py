@@ -23,7 +23,7 @@ import tensorflow.compat.v1 as tf
 from tqdm import tqdm
 
 from fcn import data, models, names, precision, report, runs, tfquiet
-from fcn.data import task
+from fcn.data import sampling, task
 from fcn.data.augment import Augmenter
 from fcn.errors import UserError, tensorflow_message
 from fcn.evaluation import metrics
@@ -406,7 +406,7 @@ def train(config, log=print, resume_dir=None):
     if setup is not None:
         log = _worker_log(setup, log)
         log(setup.describe())
-    spec = data.resolve_spec(config.dataset, config.data_dir, config.classes)
+    spec = data.resolve_spec(config.dataset, config.data_dir, config.classes, config.voc_aug)
     state = checkpoint.read_state(resume_dir) if resume_dir else None
     train_ex, val_ex, official = _choose_split(config, spec, resume_dir, log)
     source = models.check_weights_source(config)
@@ -601,7 +601,10 @@ def _fit(sess, model, config, spec, splits, ckpts, progress, history, writer, lo
     if progress.rng:
         augmenter.set_state(progress.rng["augment"])
         order_rng.bit_generator.state = progress.rng["order"]
-    steps_per_epoch = distribute.steps_per_epoch(len(train_split.images), config.batch_size, setup)
+    # The epoch's images (fcn.data.sampling): uniform, or repeat factors that vary its length.
+    sampler = sampling.Sampler.from_config(
+        config, train_split, spec.class_names, log if chief else None
+    )
     metric = best_metric(config, spec)
     global_step = tf.train.get_global_step()
     voted = [False]  # a distributed stop request was voted for (on_step)
@@ -609,13 +612,15 @@ def _fit(sess, model, config, spec, splits, ckpts, progress, history, writer, lo
     with checkpoint.StopRequest() as stop, _failed_step(config, ckpts, progress, setup):
         for epoch in range(progress.epoch + 1, config.epochs + 1):
             progress.rng = _rng_states(augmenter, order_rng)
-            batches = data.epoch_batches(train_split, config.batch_size, augmenter, order_rng)
+            order = sampler.order(order_rng)  # drawn from the saved state: resumes replay it
+            steps_per_epoch = distribute.steps_per_epoch(len(order), config.batch_size, setup)
+            batches = data.epoch_batches(train_split, config.batch_size, augmenter, order=order)
             if setup:
                 batches = distribute.shard_batches(batches, setup, config.batch_size)
             # A resumed epoch replays its batches from the saved random state, skipping those done.
             batches = data.prefetch(itertools.islice(batches, progress.batch, None))
 
-            def on_step(loss_value, votes=0.0, epoch=epoch):
+            def on_step(loss_value, votes=0.0, epoch=epoch, steps_per_epoch=steps_per_epoch):
                 progress.batch += 1
                 progress.epoch_losses.append(loss_value)
                 if not math.isfinite(loss_value):
@@ -646,8 +651,8 @@ def _fit(sess, model, config, spec, splits, ckpts, progress, history, writer, lo
                     model.keep_prob,
                     model.learning_rate,
                     config.keep_prob,
-                    lambda i, epoch=epoch, first=progress.batch: learning_rate_at(
-                        config, epoch, (first + i) / steps_per_epoch
+                    lambda i, epoch=epoch, first=progress.batch, steps=steps_per_epoch: (
+                        learning_rate_at(config, epoch, (first + i) / steps)
                     ),
                     steps_per_epoch - progress.batch,
                     desc=f"epoch {epoch}/{config.epochs}",

@@ -4,14 +4,15 @@
     gtFine/{train,val}/<city>/<city>_<seq>_<frame>_gtFine_labelIds.png   (label ids 0..33)
 
 The label ids map to the 19 train ids of the benchmark (cityscapesScripts' labels.py); every
-other id is ignore. The _color, _instanceIds and _polygons files beside the labels are not read.
+other id is ignore. The _instanceIds files are read by evaluate only (fcn.evaluation.cityscapes,
+the instance-level figures); the _color and _polygons files are not read.
 """
 
 import glob
 import os
 
 from fcn.data.descriptors import IGNORE_LABEL, DatasetSpec
-from fcn.data.pairing import Example, require_folders
+from fcn.data.pairing import Example, require_folders, skip_train
 from fcn.errors import UserError
 
 NAME = "cityscapes"
@@ -75,10 +76,16 @@ def resolve(data_dir=None, classes=""):
     return SPEC
 
 
-def list_splits(data_dir, spec):
+def list_splits(data_dir, spec, need_train=True):
+    """need_train False (evaluate): a folder holding only val/ lists no training examples."""
     root = os.path.join(data_dir, spec.root)
-    train = _pairs(data_dir, spec, spec.train_images, spec.train_labels)
-    if not spec.val_images or not os.path.isdir(os.path.join(root, spec.val_images)):
+    has_val = spec.val_images and os.path.isdir(os.path.join(root, spec.val_images))
+    train_dirs = (os.path.join(root, spec.train_images), os.path.join(root, spec.train_labels))
+    if has_val and skip_train(need_train, *train_dirs):
+        train = []
+    else:
+        train = _pairs(data_dir, spec, spec.train_images, spec.train_labels)
+    if not has_val:
         return train, None
     return train, _pairs(data_dir, spec, spec.val_images, spec.val_labels)
 

@@ -18,7 +18,13 @@ import threading
 import numpy as np
 
 from fcn.data.descriptors import IGNORE_LABEL, DatasetSpec
-from fcn.data.pairing import Example, require_folders, stem_of, unlabelled_examples
+from fcn.data.pairing import (
+    Example,
+    require_folders,
+    stem_of,
+    synth_hint,
+    unlabelled_examples,
+)
 from fcn.errors import UserError
 
 NAME = "coco"
@@ -63,7 +69,8 @@ def load_index(path):
             except FileNotFoundError:
                 raise UserError(
                     f"{path} does not exist; --data-dir must be the COCO folder with "
-                    "annotations/ (or make a synthetic one with `python main.py synth`)"
+                    "annotations/ (or make a synthetic one with "
+                    f"{synth_hint(NAME, os.path.dirname(os.path.dirname(path)))})"
                 ) from None
             except (OSError, ValueError, KeyError, TypeError) as e:
                 raise UserError(
@@ -136,10 +143,19 @@ def select(categories, classes, path):
     return chosen
 
 
-def list_splits(data_dir, spec):
-    train = _examples(data_dir, spec, spec.train_images, spec.train_labels)
+def list_splits(data_dir, spec, need_train=True):
+    """need_train False (evaluate): a folder holding only the val annotations and images lists
+    no training examples."""
     val_json = os.path.join(data_dir, spec.root, spec.val_labels)
-    if not spec.val_labels or not os.path.isfile(val_json):
+    has_val = spec.val_labels and os.path.isfile(val_json)
+    train_json = os.path.join(data_dir, spec.root, spec.train_labels)
+    train_images = os.path.join(data_dir, spec.root, spec.train_images)
+    train_there = os.path.isfile(train_json) and os.path.isdir(train_images)
+    if has_val and not need_train and not train_there:
+        train = []
+    else:
+        train = _examples(data_dir, spec, spec.train_images, spec.train_labels)
+    if not has_val:
         return train, None
     return train, _examples(data_dir, spec, spec.val_images, spec.val_labels)
 

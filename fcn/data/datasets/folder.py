@@ -115,7 +115,8 @@ def _read_labelmap(path):
     return entries, ignore
 
 
-def list_splits(data_dir, spec):
+def list_splits(data_dir, spec, need_train=True):
+    # No official validation split: the run's val images are carved out of training.
     root = os.path.join(data_dir, spec.root)
     image_dir, label_dir = (os.path.join(root, p) for p in (spec.train_images, spec.train_labels))
     require_folders(spec, data_dir, image_dir, label_dir)

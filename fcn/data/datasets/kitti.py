@@ -14,7 +14,8 @@ def resolve(data_dir=None, classes=""):
     return SPEC
 
 
-def list_splits(data_dir, spec):
+def list_splits(data_dir, spec, need_train=True):
+    # No official validation split: the run's val images are carved out of training.
     """Training pairs under data_dir/<root>; every image needs its label and vice versa."""
     root = os.path.join(data_dir, spec.root)
     image_dir = os.path.join(root, spec.train_images)

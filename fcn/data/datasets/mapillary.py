@@ -14,7 +14,13 @@ import json
 import os
 
 from fcn.data.descriptors import IGNORE_LABEL, DatasetSpec
-from fcn.data.pairing import pair_by_stem, require_folders, unlabelled_examples
+from fcn.data.pairing import (
+    pair_by_stem,
+    require_folders,
+    skip_train,
+    synth_hint,
+    unlabelled_examples,
+)
 from fcn.errors import UserError
 
 NAME = "mapillary"
@@ -77,7 +83,7 @@ def _read_config(path):
     except FileNotFoundError:
         raise UserError(
             f"{path} does not exist; --data-dir must be the Mapillary Vistas folder "
-            "(or make a synthetic one with `python main.py synth`)"
+            f"(or make a synthetic one with {synth_hint(NAME, os.path.dirname(path))})"
         ) from None
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise UserError(
@@ -96,13 +102,18 @@ def _label_dir(data_dir, split):
     return f"{split}/{_LABEL_DIRS[0]}"
 
 
-def list_splits(data_dir, spec):
+def list_splits(data_dir, spec, need_train=True):
+    """need_train False (evaluate): a release holding only validation/ lists no training ones."""
     root = os.path.join(data_dir, spec.root)
     image_dir, label_dir = (os.path.join(root, p) for p in (spec.train_images, spec.train_labels))
-    require_folders(spec, data_dir, image_dir, label_dir)
-    train = pair_by_stem(image_dir, label_dir)
     val_images = os.path.join(root, spec.val_images)
-    if not spec.val_images or not os.path.isdir(val_images):
+    has_val = spec.val_images and os.path.isdir(val_images)
+    if has_val and skip_train(need_train, image_dir, label_dir):
+        train = []
+    else:
+        require_folders(spec, data_dir, image_dir, label_dir)
+        train = pair_by_stem(image_dir, label_dir)
+    if not has_val:
         return train, None
     val_labels = os.path.join(root, spec.val_labels)
     require_folders(spec, data_dir, val_labels)

@@ -1,7 +1,8 @@
 """Synthetic datasets, one module per kind: `kitti` (the KITTI road benchmark layout, the demo's
 data), `streets` (7-class street scenes in the Mapillary Vistas and Cityscapes layouts),
 `footprints` (aerial building masks, folder layout), `coco` (people, cars and buses in the COCO
-instances layout) and `shapes` (textured blobs among look-alike clutter, folder layout).
+instances layout), `shapes` (textured blobs among look-alike clutter, folder layout) and the
+hand-labelled formats `voc`, `labelme`, `labelstudio` (fcn.data.synth.annotated).
 
 `generate(kind, out, ...)` writes any of them; `generate_dataset` and `render_scene` are the
 KITTI generator's own entry points, kept for the demo and the benchmark. The KITTI scene's pieces
@@ -12,16 +13,22 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fcn.data.synth import _common, coco, footprints, kitti, shapes, streets
+from fcn.data.synth import _common, annotated, coco, footprints, kitti, shapes, streets
 from fcn.data.synth.kitti import CATEGORIES, KITTI_SIZES, generate_dataset, render_scene
 from fcn.errors import UserError
 
-KINDS = ("kitti", "streets", "footprints", "coco", "shapes")
+KINDS = ("kitti", "streets", "footprints", "coco", "shapes", "voc", "labelme", "labelstudio")
 _MODULES = {"streets": streets, "footprints": footprints, "coco": coco, "shapes": shapes}
+# The hand-labelled formats (fcn.data.synth.annotated): kind -> writer
+_ANNOTATED = {
+    "voc": annotated.generate_voc,
+    "labelme": annotated.generate_labelme,
+    "labelstudio": annotated.generate_labelstudio,
+}
 
 __all__ = [
     "CATEGORIES", "KINDS", "KITTI_SIZES", "generate", "generate_dataset", "render_scene",
-    "coco", "footprints", "kitti", "shapes", "streets",
+    "annotated", "coco", "footprints", "kitti", "shapes", "streets",
 ]  # fmt: skip
 
 
@@ -43,12 +50,13 @@ def generate(kind, out, count, test_count=12, seed=0, **options) -> dict:
         summary = generate_dataset(out, count=count, test_count=test_count, seed=seed, **options)
         summary = {"train": summary["train"], "test": summary["test"], "roots": {"kitti": str(out)}}
     else:
-        allowed = {"sizes", "val_count"} if kind in ("streets", "coco") else {"sizes"}
+        allowed = {"sizes", "val_count"} if kind in ("streets", "coco", "voc") else {"sizes"}
         unknown = sorted(set(options) - allowed)
         if unknown:
             raise UserError(
                 f"synthetic kind {kind} takes no option {unknown[0]!r}: use {sorted(allowed)}"
             )
         options["sizes"] = _common.check_sizes(options.get("sizes"))
-        summary = _MODULES[kind].generate(Path(out), count, test_count, seed, **options)
+        writer = _ANNOTATED[kind] if kind in _ANNOTATED else _MODULES[kind].generate
+        summary = writer(Path(out), count, test_count, seed, **options)
     return {"kind": kind, **summary}

@@ -170,3 +170,15 @@ def write_palette_png(path, index, palette):
     flat = [c for rgb in palette for c in rgb]
     img.putpalette(flat + [0] * (768 - len(flat)))
     img.save(path, optimize=False, compress_level=1)
+
+
+def instance_ids(label_ids, instance_labels):
+    """Cityscapes' _gtFine_instanceIds (H, W) uint16 from label ids (H, W): each 8-connected
+    region of a label in instance_labels is one instance, label id * 1000 + n (n = 0, 1, ...);
+    every other pixel keeps its label id."""
+    out = label_ids.astype(np.uint16)
+    for label in instance_labels:
+        count, regions = cv2.connectedComponents((label_ids == label).astype(np.uint8), 8)
+        for n in range(1, count):
+            out[regions == n] = label * 1000 + n - 1
+    return out

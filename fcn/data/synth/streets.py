@@ -103,6 +103,8 @@ def _write_scene(mapillary, cityscapes, split, i, seed, sizes):
     gt.mkdir(parents=True, exist_ok=True)
     ids = np.asarray(CITYSCAPES_IDS, np.uint8)[label]
     C.write_png(gt / f"{stem}_gtFine_labelIds.png", ids)
+    people_cars = (CITYSCAPES_IDS[6], CITYSCAPES_IDS[5])  # instances (evaluate's iIoU)
+    C.write_png(gt / f"{stem}_gtFine_instanceIds.png", C.instance_ids(ids, people_cars))
 
 
 def render(rng, height, width):

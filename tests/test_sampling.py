@@ -1,0 +1,59 @@
+"""Repeat-factor sampling (fcn.data.sampling) by hand-worked factors; uniform is the training
+order the suite always had; draws replay from a saved generator state."""
+
+import math
+
+import numpy as np
+import pytest
+
+from fcn import data
+from fcn.data import sampling
+
+IGN = data.IGNORE_LABEL
+
+
+def _labels():
+    """5 images of 2x2: class 1 in one image (f 0.2), class 2 in two (f 0.4), one all ignore."""
+    labels = np.zeros((5, 2, 2), np.uint8)
+    labels[0, 0, 0] = 1
+    labels[0, 1, 1] = 2
+    labels[1, 0, 0] = 2
+    labels[4] = IGN
+    return labels
+
+
+def test_repeat_factors_by_hand():
+    presence = sampling.class_presence(_labels(), 3)
+    assert presence.tolist() == [[1, 1, 1], [1, 0, 1], [1, 0, 0], [1, 0, 0], [0, 0, 0]]
+    per_image, per_class, share = sampling.repeat_factors(presence, threshold=0.8)
+    np.testing.assert_allclose(share, [0.8, 0.2, 0.4])
+    # r_c = max(1, sqrt(t / f_c)): background sqrt(1) = 1, class 1 sqrt(4) = 2, class 2 sqrt(2)
+    np.testing.assert_allclose(per_class, [1.0, 2.0, math.sqrt(2)])
+    # an image's r is its rarest class's; the ignore-only image keeps 1
+    np.testing.assert_allclose(per_image, [2.0, math.sqrt(2), 1.0, 1.0, 1.0])
+
+
+def test_uniform_is_todays_sequence_and_repeat_factor_rounds_stochastically():
+    split = data.CachedSplit([], np.arange(5, dtype=np.uint8)[:, None, None, None], _labels())
+    uniform = sampling.Sampler(5)
+    for seed in range(3):
+        today = list(data.epoch_batches(split, 2, rng=np.random.default_rng(seed)))
+        order = uniform.order(np.random.default_rng(seed))
+        ours = list(data.epoch_batches(split, 2, order=order))
+        assert len(ours) == len(today) == 3
+        for (a, la), (b, lb) in zip(today, ours, strict=True):
+            np.testing.assert_array_equal(a, b)
+            np.testing.assert_array_equal(la, lb)
+    factors = np.array([2.0, math.sqrt(2), 1.0, 1.0, 1.0])
+    rf = sampling.Sampler(5, factors)
+    rng = np.random.default_rng(0)
+    counts = np.array([np.bincount(rf.order(rng), minlength=5) for _ in range(4000)])
+    assert counts[:, 0].tolist() == [2] * 4000 and set(counts[:, 1]) == {1, 2}
+    assert (counts[:, 2:] == 1).all()
+    assert counts[:, 1].mean() == pytest.approx(math.sqrt(2), abs=0.03)  # E = r
+    # A saved generator state replays the epoch's draws (what a resume does).
+    rng = np.random.default_rng(7)
+    state = rng.bit_generator.state
+    first = rf.order(rng)
+    rng.bit_generator.state = state
+    np.testing.assert_array_equal(rf.order(rng), first)
