@@ -186,14 +186,14 @@ class Augmenter:
     CLAHE is expensive (~ms per image), so the cache keeps each training image both plain and
     equalised and this picks one; a flip is a cheap copy. The same seed gives the same sequence.
 
-    Order: the crop (when config.crop asks for one), CLAHE, horizontal flip, vertical flip, rotation then shift/scale (one warp),
-    brightness/contrast, blur, noise (photometric after geometric, so the mirrored border is
-    recoloured too; noise last, so blur never smooths it). CLAHE (when a CLAHE image is given)
-    and the horizontal flip always draw their decision, as they always have; every other
-    transform draws nothing at probability 0 and, above it, its decision and then its
-    parameters only when applied. So with the new probabilities at 0 a seed gives the same
-    sequence as before they existed, and earlier runs resume and reproduce bit for bit.
-    """
+    Order: the crop (when config.crop asks for one), CLAHE, horizontal flip, vertical flip,
+    rotation then shift/scale (one warp), brightness/contrast, blur, noise (photometric after
+    geometric, so the mirrored border is recoloured too; noise last, so blur never smooths it).
+    CLAHE (when a CLAHE image is given) and the horizontal flip always draw their decision, as
+    they always have; every other transform draws nothing at probability 0 and, above it, its
+    decision and then its parameters only when applied. So with the new probabilities at 0 a
+    seed gives the same sequence as before they existed, and earlier runs resume and reproduce
+    bit for bit. """
 
     def __init__(
         self,
