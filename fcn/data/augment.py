@@ -193,7 +193,7 @@ class Augmenter:
     they always have; every other transform draws nothing at probability 0 and, above it, its
     decision and then its parameters only when applied. So with the new probabilities at 0 a
     seed gives the same sequence as before they existed, and earlier runs resume and reproduce
-    bit for bit. """
+    bit for bit."""
 
     def __init__(
         self,
