@@ -75,22 +75,17 @@ def train_nn(
 ):
     """Train for `epochs` over get_batches_fn(batch_size); prints each epoch's mean loss."""
     tfquiet.tensorflow()
-    from fcn.training import train
+    from fcn.training import build
+    from fcn.training import epochs as loop
 
-    train.initialize_new_variables(sess)
+    build.initialize_new_variables(sess)
+    tensors = loop.StepTensors(
+        train_op, cross_entropy_loss, input_image, correct_label, keep_prob, learning_rate
+    )
+    values = loop.StepValues(keep_prob_value, learning_rate_value)
     for epoch in range(epochs):
-        mean = train.run_epoch(
-            sess,
-            get_batches_fn(batch_size),
-            train_op,
-            cross_entropy_loss,
-            input_image,
-            correct_label,
-            keep_prob,
-            learning_rate,
-            keep_prob_value,
-            learning_rate_value,
-            desc=f"epoch {epoch + 1}/{epochs}",
+        mean = loop.run_epoch(
+            sess, get_batches_fn(batch_size), tensors, values, desc=f"epoch {epoch + 1}/{epochs}"
         )
         print(f"epoch {epoch + 1}/{epochs}: loss {mean:.4f}")
 

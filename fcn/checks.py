@@ -8,11 +8,14 @@ from fcn.errors import UserError
 
 
 def in_range(flag, value, low, high, low_closed=False, high_closed=False):
-    """None if low < value < high (<= where closed), else '--flag must be in (low, high], ...'."""
+    """None if low < value < high (<= where closed), else '--flag must be in (low, high], ...';
+    high None: no upper bound ('--flag must be >= low' or '> low')."""
     above = value >= low if low_closed else value > low
-    below = value <= high if high_closed else value < high
+    below = high is None or (value <= high if high_closed else value < high)
     if above and below:
         return None
+    if high is None:
+        return f"{flag} must be {'>=' if low_closed else '>'} {low}, got {value}"
     interval = f"{'[' if low_closed else '('}{low}, {high}{']' if high_closed else ')'}"
     return f"{flag} must be in {interval}, got {value}"
 

@@ -37,24 +37,38 @@ CLASS_WEIGHTINGS = ("auto", "none", "inverse", "median", "enet")
 MIN_SIDE = 32
 
 
-_PROBABILITIES = (
-    "vflip_prob",
-    "rotate_prob",
-    "shift_scale_prob",
-    "brightness_contrast_prob",
-    "blur_prob",
-    "noise_prob",
-)
-_NON_NEGATIVE = (
-    "rotate_degrees",
-    "shift_limit",
-    "scale_limit",
-    "brightness_limit",
-    "contrast_limit",
-    "blur_sigma",
-    "noise_std",
-    "focal_gamma",
-    "focal_alpha",
+# The range of every numeric field: (low, high, low_closed, high_closed), high None for none.
+# Each is checked once, in __post_init__, with fcn.checks.in_range's message.
+_UNIT = (0, 1, True, True)  # probabilities
+_NON_NEGATIVE = (0, None, True, False)
+_POSITIVE = (0, None, False, False)
+_RANGES = dict(
+    epochs=_NON_NEGATIVE,
+    learning_rate=_POSITIVE,
+    keep_prob=(0, 1, False, True),
+    l2_scale=_NON_NEGATIVE,
+    skip_gain=_POSITIVE,
+    bn_momentum=(0, 1, False, False),
+    decoder_dropout=(0, 1, True, False),
+    decoder_width=(0, 4, False, True),
+    unet_filters=(1, None, True, False),
+    val_count=_NON_NEGATIVE,
+    **dict.fromkeys(
+        "clahe_prob flip_prob vflip_prob rotate_prob shift_scale_prob brightness_contrast_prob "
+        "blur_prob noise_prob".split(),
+        _UNIT,
+    ),
+    **dict.fromkeys(
+        "rotate_degrees shift_limit scale_limit brightness_limit contrast_limit blur_sigma "
+        "noise_std focal_gamma focal_alpha".split(),
+        _NON_NEGATIVE,
+    ),
+    clahe_clip=_POSITIVE,
+    clahe_grid=(1, None, True, False),
+    overlay_every=_NON_NEGATIVE,
+    keep_checkpoints=(1, None, True, False),
+    max_train_images=_NON_NEGATIVE,
+    peer_timeout=_POSITIVE,
 )
 
 
@@ -66,6 +80,10 @@ def field(default, help, choices=None, flag=True, **flag_options):
     --flag/--no-flag pair a bool gets."""
     metadata = {"help": help, "choices": choices, "flag": flag, **flag_options}
     return dataclasses.field(default=default, metadata=metadata)
+
+
+def _flag(name):
+    return "--" + name.replace("_", "-")
 
 
 def _rule(problem):
@@ -241,7 +259,6 @@ class Config:
         h, w = self.image_shape
         crop_h, crop_w = self.crop or (h, w)
         rules = [
-            (self.epochs >= 0, f"--epochs must be >= 0, got {self.epochs}"),
             _rule(checks.batch_size(self.batch_size)),
             (
                 h >= MIN_SIDE and w >= MIN_SIDE,
@@ -253,49 +270,16 @@ class Config:
                 f"--crop {crop_h}x{crop_w} must fit in --image-shape {h}x{w} and be at least "
                 f"{MIN_SIDE}x{MIN_SIDE}",
             ),
-            (self.learning_rate > 0, f"--learning-rate must be > 0, got {self.learning_rate}"),
-            (0 < self.keep_prob <= 1, f"--keep-prob must be in (0, 1], got {self.keep_prob}"),
-            (self.l2_scale >= 0, f"--l2-scale must be >= 0, got {self.l2_scale}"),
-            (self.skip_gain > 0, f"--skip-gain must be > 0, got {self.skip_gain}"),
-            (0 < self.bn_momentum < 1, f"--bn-momentum must be in (0, 1), got {self.bn_momentum}"),
-            (
-                0 <= self.decoder_dropout < 1,
-                f"--decoder-dropout must be in [0, 1), got {self.decoder_dropout}",
-            ),
             _rule(checks.width(self.width)),
-            (
-                0 < self.decoder_width <= 4,
-                f"--decoder-width must be in (0, 4], got {self.decoder_width}",
-            ),
-            (self.unet_filters >= 1, f"--unet-filters must be >= 1, got {self.unet_filters}"),
-            (self.val_count >= 0, f"--val-count must be >= 0, got {self.val_count}"),
-            (0 <= self.clahe_prob <= 1, f"--clahe-prob must be in [0, 1], got {self.clahe_prob}"),
-            (0 <= self.flip_prob <= 1, f"--flip-prob must be in [0, 1], got {self.flip_prob}"),
-            *(
-                (
-                    0 <= getattr(self, n) <= 1,
-                    f"--{n.replace('_', '-')} must be in [0, 1], got {getattr(self, n)}",
-                )
-                for n in _PROBABILITIES
-            ),
-            *(
-                (
-                    getattr(self, n) >= 0,
-                    f"--{n.replace('_', '-')} must be >= 0, got {getattr(self, n)}",
-                )
-                for n in _NON_NEGATIVE
-            ),
             _rule(checks.threshold(self.threshold)),
             (
                 0 < self.repeat_threshold <= 1,
                 f"--repeat-threshold is a share of images, in (0, 1]; got {self.repeat_threshold}",
             ),
-            (self.clahe_clip > 0, f"--clahe-clip must be > 0, got {self.clahe_clip}"),
-            (self.clahe_grid >= 1, f"--clahe-grid must be >= 1, got {self.clahe_grid}"),
-            (self.overlay_every >= 0, f"--overlay-every must be >= 0, got {self.overlay_every}"),
-            (self.keep_checkpoints >= 1, "--keep-checkpoints must be >= 1"),
-            (self.max_train_images >= 0, "--max-train-images must be >= 0"),
-            (self.peer_timeout > 0, f"--peer-timeout must be > 0, got {self.peer_timeout}"),
+        ]
+        rules += [
+            _rule(checks.in_range(_flag(name), getattr(self, name), *bounds))
+            for name, bounds in _RANGES.items()
         ]
         for name, choices in (
             ("encoder", ENCODERS),

@@ -5,7 +5,7 @@ A command's options are declared beside the job they drive, so a reader finds bo
     EvaluateOptions   fcn.evaluation.evaluate   `evaluate`
     InferOptions      fcn.inference.infer       `infer`
     ExportOptions     fcn.inference.export      `export`
-    BenchOptions      fcn.bench                 `bench` (train's Config flags it measures, plus
+    BenchOptions      fcn.bench.run             `bench` (train's Config flags it measures, plus
                                                 its own)
 
 Every field is a `field` (fcn.config): `add_arguments(parser, cls=...)` turns it into a flag and

@@ -1,5 +1,6 @@
 """Run folders and safe file writes: runs/<timestamp>/ never overwrites, files appear whole."""
 
+import contextlib
 import json
 import math
 import os
@@ -97,6 +98,7 @@ class RunFolder:
         state.json         what a resume starts from (fcn.training.checkpoint writes it)
         log.jsonl          one record per finished epoch (fcn.training.checkpoint appends it)
         summary.json       the finished run's figures
+        failed.json        why training stopped on a TensorFlow error (removed by a resume)
         checkpoints/       the latest --keep-checkpoints checkpoints; best/: TF's index of the
                            best one, and its files once it is no longer one of the latest
     """
@@ -173,6 +175,56 @@ class RunFolder:
 
     def write_summary(self, summary):
         write_json(self.file(self._names.SUMMARY_FILE), summary)
+
+    # --- log.jsonl ---
+    def log_lines(self):
+        """log.jsonl as (line, record) pairs in file order; record is None for a line that is
+        not one epoch's JSON object (a line torn by a crash). [] when there is no log yet."""
+        try:
+            with open(self.file(self._names.LOG_FILE)) as f:
+                lines = f.read().splitlines()
+        except FileNotFoundError:
+            return []
+        pairs = []
+        for line in lines:
+            try:
+                record = json.loads(line)
+            except ValueError:
+                record = None
+            ok = isinstance(record, dict) and isinstance(record.get("epoch"), int)
+            pairs.append((line, record if ok else None))
+        return pairs
+
+    def append_log(self, record):
+        """One JSON line per finished epoch, flushed to disk before the epoch's checkpoint."""
+        path = self.file(self._names.LOG_FILE)
+        try:
+            with open(path, "a") as f:
+                f.write(json.dumps(json_safe(record)) + "\n")
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError as e:
+            raise UserError(
+                f"cannot append to {path}: {e.strerror}; free some disk space"
+            ) from None
+
+    def rewrite_log(self, records):
+        """Replace log.jsonl by these records, atomically (a resume drops the epochs it redoes)."""
+        text = "".join(json.dumps(r) + "\n" for r in records)
+        atomic_write_bytes(self.file(self._names.LOG_FILE), text.encode())
+
+    # --- failed.json ---
+    def write_failed(self, record):
+        write_json(self.file(self._names.FAILED_FILE), record)
+
+    def read_failed(self):
+        """failed.json's record, or None when training did not fail."""
+        path = self.file(self._names.FAILED_FILE)
+        return read_json(path) if os.path.exists(path) else None
+
+    def clear_failed(self):
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(self.file(self._names.FAILED_FILE))
 
     @property
     def finished(self):

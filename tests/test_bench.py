@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 
 from conftest import PRECISIONS
-from fcn import bench, cli, data
+from fcn import cli, data
+from fcn.bench import flops, naive
+from fcn.bench import run as bench
 from fcn.precision import resolve
 
 TINY = ["--image-shape", "32x96", "--batch-size", "2", "--steps", "1", "--repeats", "1"]
@@ -80,7 +82,7 @@ def test_naive_batches_decode_resize_and_one_hot_like_udacity(tmp_path, monkeypa
     monkeypatch.setattr(cv2, "imread", imread)
     rng = np.random.default_rng(0)
     for epoch in range(2):
-        ((images, labels),) = bench.naive_batches(examples, (4, 6), 2, rng)
+        ((images, labels),) = naive.naive_batches(examples, (4, 6), 2, rng)
         assert len(imread.paths) == 4 * (epoch + 1)  # 2 images + 2 labels, every epoch again
     assert images.shape == (2, 4, 6, 3) and images.dtype == np.uint8
     assert sorted(images[:, 0, 0, 0]) == [0, 10]
@@ -115,12 +117,13 @@ def test_bench_result_has_flops_peaks_and_shares(tiny_bench):
     assert result["encoder"] == "vgg16" and result["decoder"] == "reference"
     forward = result["forward_flops_per_image"]
     assert forward > 0
-    assert result["train_flops_per_image"] == bench.TRAIN_FLOPS_FACTOR * forward
+    assert result["train_flops_per_image"] == flops.TRAIN_FLOPS_FACTOR * forward
     assert result["matmul_peak_float32"] > 0 and result["matmul_peak_bfloat16"] > 0
     peak = result["matmul_peak_float32"]  # the run's precision
-    for kind, flops in (("train", 3 * forward), ("train_compute", 3 * forward), ("infer", forward)):
+    kinds = (("train", 3 * forward), ("train_compute", 3 * forward), ("infer", forward))
+    for kind, kind_flops in kinds:
         share = result[f"{kind}_peak_share"]
-        assert share == pytest.approx(result[f"{kind}_img_s"] * flops / peak), kind
+        assert share == pytest.approx(result[f"{kind}_img_s"] * kind_flops / peak), kind
 
 
 def test_graph_flops_counts_one_conv_by_hand():
@@ -132,16 +135,16 @@ def test_graph_flops_counts_one_conv_by_hand():
         kernel = tf.Variable(tf.zeros((3, 3, 2, 5)))
         y = tf.nn.conv2d(x, kernel, strides=1, padding="SAME")
     # 4x4x5 outputs, each 3x3x2 multiply-adds of 2 FLOPs: 80 * 18 * 2.
-    assert bench.graph_flops(graph) == 2880
+    assert flops.graph_flops(graph) == 2880
     with graph.as_default():
         tf.nn.bias_add(y, tf.zeros(5))
-    assert bench.graph_flops(graph) == 2880 + 80  # one add per output
+    assert flops.graph_flops(graph) == 2880 + 80  # one add per output
 
 
 def test_peak_share_arithmetic():
     # 2 img/s x 3 GFLOP per image = 6 GFLOP/s of a 100 GFLOP/s peak.
-    assert bench.peak_share(2.0, 3e9, 100e9) == pytest.approx(0.06)
-    assert bench.peak_share(2.0, 3e9, None) is None
+    assert flops.peak_share(2.0, 3e9, 100e9) == pytest.approx(0.06)
+    assert flops.peak_share(2.0, 3e9, None) is None
 
 
 @pytest.mark.parametrize("precision", PRECISIONS)

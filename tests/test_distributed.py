@@ -99,7 +99,7 @@ def _script_equivalence(out_dir, vgg_dir, precision_name="float32"):
     import tensorflow.compat.v1 as tf
 
     tf.disable_v2_behavior()
-    from fcn.training import checkpoint, train
+    from fcn.training import build, checkpoint
 
     cfg = config.Config(
         vgg_dir=vgg_dir, image_shape=SHAPE, batch_size=4, precision=precision_name, seed=0
@@ -108,11 +108,11 @@ def _script_equivalence(out_dir, vgg_dir, precision_name="float32"):
     images = rng.uniform(0, 255, (4, *SHAPE, 3)).astype(np.float32)
     labels = rng.integers(0, 2, (4, *SHAPE)).astype(np.uint8)  # no ignore pixels
 
-    def build(setup):
+    def make(setup):
         graph = tf.Graph()
         with graph.as_default():
             sess = distribute.session(setup, tf.ConfigProto(), graph)
-            model = train.build_model(sess, cfg, 2, setup=setup)
+            model = build.build_model(sess, cfg, 2, setup=setup)
         return graph, sess, model
 
     def step(graph, sess, model):
@@ -139,7 +139,7 @@ def _script_equivalence(out_dir, vgg_dir, precision_name="float32"):
             )
 
     setup = distribute.make(cfg.replace(devices="cpu:0,cpu:1"), environ={})
-    one, many = build(None), build(setup)
+    one, many = make(None), make(setup)
     # The same starting point: the single-device model's initial weights restored on 2 replicas.
     ckpts, prefix = save(*one[:2], os.path.join(out_dir, "one"))
     with many[0].as_default():
@@ -152,7 +152,7 @@ def _script_equivalence(out_dir, vgg_dir, precision_name="float32"):
         )
     )
     # 2 replicas -> 1 device.
-    fresh = build(None)
+    fresh = make(None)
     with fresh[0].as_default():
         checkpoint.Checkpoints(os.path.join(out_dir, "many"), 1).restore(
             fresh[1], "checkpoints/model-1", "test"
@@ -188,7 +188,7 @@ def _script_server_pairs(port):
     tf.disable_v2_behavior()
     from fcn import precision
     from fcn.models import decoders, encoders
-    from fcn.training import train
+    from fcn.training import build
 
     session_config = precision.for_server(precision.session_config("bfloat16"))
     server = tf.distribute.Server(
@@ -212,7 +212,7 @@ def _script_server_pairs(port):
         )
         with tf.Graph().as_default() as graph:
             sess = tf.Session(server.target, graph=graph, config=session_config)
-            model = train.build_model(sess, cfg, 2)
+            model = build.build_model(sess, cfg, 2)
             feed = {model.image_input: images, model.labels: labels}
             feed.update({model.learning_rate: 1e-4, model.is_training: True})
             try:

@@ -5,7 +5,7 @@ import argparse
 import pytest
 
 from fcn import checks, config
-from fcn.bench import BenchOptions
+from fcn.bench.run import BenchOptions
 from fcn.errors import UserError
 from fcn.evaluation.evaluate import EvaluateOptions
 from fcn.inference.export import ExportOptions

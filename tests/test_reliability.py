@@ -23,7 +23,7 @@ from PIL import Image
 from fcn import cli, config, data, runs
 from fcn.errors import UserError
 from fcn.inference import restore
-from fcn.training import checkpoint, losses, train
+from fcn.training import build, checkpoint, epochs, losses, train
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EPOCHS = 3
@@ -368,7 +368,7 @@ def test_a_tensorflow_error_in_a_step_is_one_line_and_leaves_a_resumable_or_fail
     failing_epoch, synth_data, tiny_vgg, monkeypatch, tmp_path, capsys
 ):
     argv = _train_command(synth_data, tiny_vgg, tmp_path / "runs", EPOCHS)[2:]
-    real = train.run_epoch
+    real = epochs.run_epoch
     calls = []
 
     def failing_run_epoch(*args, **kwargs):
@@ -384,7 +384,7 @@ def test_a_tensorflow_error_in_a_step_is_one_line_and_leaves_a_resumable_or_fail
             raise tf.errors.InvalidArgumentError(None, None, message)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(train, "run_epoch", failing_run_epoch)
+    monkeypatch.setattr(epochs, "run_epoch", failing_run_epoch)
     assert cli.main(argv) == 2
     err = capsys.readouterr().err
     assert "Traceback" not in err and err.count("\n") == 1 and err.startswith("error: ")
@@ -449,7 +449,7 @@ def test_checkpoint_of_another_class_count_is_a_clear_error(reference_run):
     cfg, run_dir = reference_run
     state = _state(run_dir)
     with tf.Graph().as_default(), tf.Session() as sess:
-        train.build_model(sess, cfg, num_classes=3)
+        build.build_model(sess, cfg, num_classes=3)
         ckpts = checkpoint.Checkpoints(run_dir, keep=2, state=state)
         with pytest.raises(UserError, match=r"holds decoder/\S+ of shape .*class count") as info:
             ckpts.restore(sess, state["checkpoint"], "3 classes")

@@ -11,7 +11,7 @@ import pytest
 from conftest import AUTO_BF16
 from fcn import cli, config
 from fcn.errors import UserError
-from fcn.training import train
+from fcn.training import build, epochs, train, validation
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -90,7 +90,7 @@ def test_run_folder_is_complete(tiny_run):
 
 def test_crop_trains_on_windows_and_validates_whole_images(tiny_config, tmp_path, monkeypatch):
     seen = []
-    real = train.data.epoch_batches
+    real = epochs.data.epoch_batches
 
     def spy(*args, **kwargs):
         for images, labels in real(*args, **kwargs):
@@ -98,15 +98,15 @@ def test_crop_trains_on_windows_and_validates_whole_images(tiny_config, tmp_path
             yield images, labels
 
     validated = []
-    real_validate = train.validate
+    real_validate = validation.validate
 
     def spy_validate(*args, **kwargs):
         scores, masks = real_validate(*args, **kwargs)
         validated.append(masks.shape)
         return scores, masks
 
-    monkeypatch.setattr(train.data, "epoch_batches", spy)
-    monkeypatch.setattr(train, "validate", spy_validate)
+    monkeypatch.setattr(epochs.data, "epoch_batches", spy)
+    monkeypatch.setattr(validation, "validate", spy_validate)
     cfg = tiny_config(tmp_path, image_shape=(64, 192), crop=(32, 96))
     run_dir, summary = train.train(cfg, log=lambda *a: None)
     assert seen and set(seen) == {((32, 96), (32, 96))}
@@ -181,12 +181,12 @@ def test_cli_exit_code_and_message_for_bad_input(tmp_path):
 def test_cosine_schedule_by_hand():
     cfg = config.Config(epochs=4, learning_rate=1.0, lr_schedule="cosine")
     # 0.5 * (1 + cos(pi * k / 4)) for k = 0..3: 1, 0.8536, 0.5, 0.1464
-    got = [train.learning_rate_at(cfg, e) for e in (1, 2, 3, 4)]
+    got = [epochs.learning_rate_at(cfg, e) for e in (1, 2, 3, 4)]
     assert np.allclose(got, [1.0, 0.853553, 0.5, 0.146447], atol=1e-6)
     # Per step: half-way through epoch 2 is 1.5 of 4 epochs done, 0.5 * (1 + cos(3 pi / 8)).
-    assert np.isclose(train.learning_rate_at(cfg, 2, 0.5), 0.691342, atol=1e-6)
-    assert np.isclose(train.learning_rate_at(cfg, 4, 1.0), 0.0, atol=1e-12)
-    assert train.learning_rate_at(cfg.replace(lr_schedule="constant"), 3) == 1.0
+    assert np.isclose(epochs.learning_rate_at(cfg, 2, 0.5), 0.691342, atol=1e-6)
+    assert np.isclose(epochs.learning_rate_at(cfg, 4, 1.0), 0.0, atol=1e-12)
+    assert epochs.learning_rate_at(cfg.replace(lr_schedule="constant"), 3) == 1.0
 
 
 def test_freeze_keeps_named_encoder_variables_fixed(tiny_vgg):
@@ -194,8 +194,8 @@ def test_freeze_keeps_named_encoder_variables_fixed(tiny_vgg):
 
     cfg = config.Config(vgg_dir=tiny_vgg, freeze="fc6,fc7", precision="float32")
     with tf.Graph().as_default(), tf.Session() as sess:
-        model = train.build_model(sess, cfg, 2)
-        train.initialize_new_variables(sess)
+        model = build.build_model(sess, cfg, 2)
+        build.initialize_new_variables(sess)
         # The encoder's variables live under its scope; --freeze names are relative to it.
         names = ("fc6/kernel", "fc7/bias", "block5_conv3/kernel")
         variables = {
@@ -227,7 +227,7 @@ def test_freeze_with_an_unknown_scope_names_the_scopes(tiny_vgg):
     cfg = config.Config(vgg_dir=tiny_vgg, freeze="fc8")
     with tf.Graph().as_default(), tf.Session() as sess:
         with pytest.raises(UserError, match=r"--freeze 'fc8' matches no encoder variable.*fc6"):
-            train.build_model(sess, cfg, 2)
+            build.build_model(sess, cfg, 2)
 
 
 @pytest.mark.parametrize("encoder,scope", [("unet", "stage1"), ("mobilenet_v2", "Conv1")])
@@ -239,7 +239,7 @@ def test_freeze_works_for_every_encoder(encoder, scope):
     )
     cfg = cfg.replace(unet_filters=4) if encoder == "unet" else cfg
     with tf.Graph().as_default(), tf.Session() as sess:
-        model = train.build_model(sess, cfg, 2)
+        model = build.build_model(sess, cfg, 2)
         trainable = {v.op.name: v for v in tf.trainable_variables()}
         frozen = {n: v for n, v in trainable.items() if n.startswith(f"encoder/{scope}/")}
         other = {n: v for n, v in trainable.items() if n.startswith("encoder/") and n not in frozen}

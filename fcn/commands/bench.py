@@ -5,8 +5,9 @@ What is measured and how (every figure of RESULT_KEYS) is in fcn.bench, with the
 calls it and prints the table.
 """
 
-from fcn import bench, runs
 from fcn import config as cfg
+from fcn import runs
+from fcn.bench import run as bench
 
 
 def add_arguments(parser):

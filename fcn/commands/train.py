@@ -34,7 +34,7 @@ def run(args):
         return e.exit_code
     except (
         tf.errors.OpError
-    ) as e:  # outside a training step (those name their step: fcn.training.train)
+    ) as e:  # outside a training step (those name their step: fcn.training.epochs)
         if tfquiet.verbose():
             traceback.print_exc()
         raise UserError(

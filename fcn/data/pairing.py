@@ -48,6 +48,16 @@ def synth_hint(spec_name, data_dir):
     return f"`python main.py synth --kind {kind} --out {out}` (then --data-dir {where})"
 
 
+def require_data_dir(spec_name, data_dir, what):
+    """The data folder of a reader whose files sit anywhere inside it (LabelMe, Label Studio):
+    one line naming it, what belongs there and how to make a synthetic one."""
+    if not os.path.isdir(data_dir):
+        raise UserError(
+            f"data folder {data_dir} does not exist; put {what} there or make a synthetic one "
+            f"with {synth_hint(spec_name, data_dir)}"
+        )
+
+
 def require_folders(spec, data_dir, *folders):
     """One line naming the first missing folder and how to get the data."""
     for folder in folders:

@@ -1,5 +1,6 @@
-"""What a run folder holds, read for the pages: every entry may be missing (a run that has not
-finished an epoch, an interrupted one, one never evaluated, one from an older version)."""
+"""What a run folder (fcn.runs.RunFolder) holds, read for the pages: every entry may be missing
+(a run that has not finished an epoch, an interrupted one, one never evaluated, one from an
+older version)."""
 
 import dataclasses
 import json
@@ -8,10 +9,11 @@ import os
 import re
 import time
 
-from fcn import names
+from fcn import names, runs
 from fcn.errors import UserError
 
-# The fallback when summary.json is missing: the score training selects by (fcn.training.train).
+# The fallback when summary.json is missing: the score training selects by
+# (fcn.training.validation.best_metric).
 _BINARY_METRIC, _MULTICLASS_METRIC = "val_iou", "val_mean_iou"
 _STAMP = re.compile(r"^(\d{8}-\d{6})")  # runs.new_run_dir's names, with an optional -k
 
@@ -83,7 +85,7 @@ class Run:
                 return time.mktime(time.strptime(match.group(1), "%Y%m%d-%H%M%S"))
             except ValueError:
                 pass
-        return os.path.getmtime(os.path.join(self.path, names.CONFIG_FILE))
+        return os.path.getmtime(runs.RunFolder(self.path).file(names.CONFIG_FILE))
 
     def image_shape(self):
         shape = self.config.get("image_shape") or []
@@ -105,7 +107,7 @@ def _known_spec(config):
 
 
 def is_run(path):
-    return os.path.isfile(os.path.join(path, names.CONFIG_FILE))
+    return os.path.isfile(runs.RunFolder(path).file(names.CONFIG_FILE))
 
 
 def _json(path, notes, missing=None):
@@ -124,26 +126,15 @@ def _json(path, notes, missing=None):
     return value if isinstance(value, dict) else {}
 
 
-def read_log(path, notes):
+def read_log(folder, notes):
     """log.jsonl's epochs in order. A line cut short by a crash is skipped with a note; a
     resumed run may log an epoch twice, and its later record is the one that counts."""
-    by_epoch = {}
-    try:
-        with open(path) as f:
-            lines = f.read().splitlines()
-    except FileNotFoundError:
-        return []
-    bad = 0
-    for line in lines:
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except ValueError:
-            bad += 1
-            continue
-        if isinstance(record, dict) and isinstance(record.get("epoch"), int):
+    by_epoch, bad = {}, 0
+    for line, record in folder.log_lines():
+        if record is not None:
             by_epoch[record["epoch"]] = record
+        elif line.strip():
+            bad += 1
     if bad:
         notes.append(f"{bad} line(s) of {names.LOG_FILE} could not be read and were skipped.")
     return [by_epoch[k] for k in sorted(by_epoch)]
@@ -151,38 +142,36 @@ def read_log(path, notes):
 
 def read_run(run_dir):
     """The run folder as a Run; UserError (one line) when it is not a run folder."""
-    if not os.path.isdir(run_dir):
-        raise UserError(f"run folder {run_dir} does not exist; pass a folder from runs/")
+    runs.RunFolder(run_dir).check_exists()
+    folder = runs.RunFolder(os.path.abspath(run_dir))
     if not is_run(run_dir):
         raise UserError(
             f"{run_dir} has no {names.CONFIG_FILE}, so it is not a run folder; pass one from runs/"
         )
-    path = os.path.abspath(run_dir)
     notes = []
-    config = _json(os.path.join(path, names.CONFIG_FILE), notes)
-    log = read_log(os.path.join(path, names.LOG_FILE), notes)
+    config = _json(folder.file(names.CONFIG_FILE), notes)
+    log = read_log(folder, notes)
     if not log:
         notes.append(f"No epoch has finished yet ({names.LOG_FILE} is missing or empty).")
     summary = _json(
-        os.path.join(path, names.SUMMARY_FILE),
+        folder.file(names.SUMMARY_FILE),
         notes,
         f"Training has not finished: it is running or was interrupted (no "
         f"{names.SUMMARY_FILE}); `python main.py train --resume {run_dir}` continues it.",
     )
-    eval_dir = os.path.join(path, names.EVAL_DIR)
     eval_metrics = _json(
-        os.path.join(eval_dir, names.EVAL_METRICS_FILE),
+        folder.file(os.path.join(names.EVAL_DIR, names.EVAL_METRICS_FILE)),
         notes,
         f"Not evaluated yet: `python main.py evaluate --run {run_dir}` adds per-class and "
         "benchmark figures, the worst images and the error analysis.",
     )
     return Run(
-        path=path,
-        name=os.path.basename(path),
+        path=folder.path,
+        name=os.path.basename(folder.path),
         config=config,
         summary=summary,
-        dataset=_json(os.path.join(path, names.DATASET_FILE), notes) or _known_spec(config),
-        class_stats=_json(os.path.join(path, names.CLASS_STATS_FILE), notes),
+        dataset=_json(folder.file(names.DATASET_FILE), notes) or _known_spec(config),
+        class_stats=_json(folder.file(names.CLASS_STATS_FILE), notes),
         log=log,
         eval_metrics=eval_metrics,
         notes=notes,

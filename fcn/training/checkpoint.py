@@ -271,13 +271,13 @@ def read_state(run_dir):
     """The run's state.json, checked to be there: what a resume starts from."""
     if not os.path.isdir(run_dir):
         raise UserError(f"run folder {run_dir} does not exist; pass a folder from runs/")
-    path = os.path.join(run_dir, STATE_FILE)
-    failed = os.path.join(run_dir, names.FAILED_FILE)
-    if not os.path.exists(path) and os.path.exists(failed):
+    folder = runs.RunFolder(run_dir)
+    path = folder.file(STATE_FILE)
+    failed = None if os.path.exists(path) else folder.read_failed()
+    if failed is not None:
         raise UserError(
-            f"{run_dir} failed before its first checkpoint ({failed}: "
-            f"{runs.read_json(failed).get('error', '?')}), so there is nothing to resume; "
-            "start a new run"
+            f"{run_dir} failed before its first checkpoint ({folder.file(names.FAILED_FILE)}: "
+            f"{failed.get('error', '?')}), so there is nothing to resume; start a new run"
         )
     if not os.path.exists(path):
         raise UserError(
@@ -350,38 +350,18 @@ def read_split(run_dir, examples):
     return [by_name[n] for n in names["train"]], [by_name[n] for n in names["val"]]
 
 
-def append_log(run_dir, record):
-    """One JSON line per finished epoch, flushed to disk before the epoch's checkpoint."""
-    path = os.path.join(run_dir, LOG_FILE)
-    try:
-        with open(path, "a") as f:
-            f.write(json.dumps(runs.json_safe(record)) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-    except OSError as e:
-        raise UserError(f"cannot append to {path}: {e.strerror}; free some disk space") from None
-
-
 def history_upto(run_dir, epoch):
     """log.jsonl's records of epochs 1..epoch, each once; later ones (epochs a resume redoes)
     and a line torn by a crash are dropped from the file too."""
-    path = os.path.join(run_dir, LOG_FILE)
-    if not os.path.exists(path):
-        return []
-    with open(path) as f:
-        lines = f.read().splitlines()
+    folder = runs.RunFolder(run_dir)
+    pairs = folder.log_lines()
     by_epoch = {}
-    for line in lines:
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(record, dict) and 1 <= record.get("epoch", 0) <= epoch:
+    for _, record in pairs:
+        if record is not None and 1 <= record["epoch"] <= epoch:
             by_epoch.setdefault(record["epoch"], record)
     history = [by_epoch[e] for e in sorted(by_epoch)]
-    kept = [json.dumps(r) for r in history]
-    if kept != lines:
-        runs.atomic_write_bytes(path, _lines(kept))
+    if [json.dumps(r) for r in history] != [line for line, _ in pairs]:
+        folder.rewrite_log(history)
     return history
 
 

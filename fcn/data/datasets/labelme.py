@@ -24,8 +24,9 @@ import os
 import numpy as np
 from PIL import Image, ImageDraw, UnidentifiedImageError
 
+from fcn.data import pairing
 from fcn.data.descriptors import IGNORE_LABEL, DatasetSpec
-from fcn.data.pairing import Example, stem_of, synth_hint, unlabelled_examples
+from fcn.data.pairing import Example, stem_of, unlabelled_examples
 from fcn.errors import UserError
 
 NAME = "labelme"
@@ -117,11 +118,7 @@ def load_json(path):
 
 
 def list_splits(data_dir, spec, need_train=True):
-    if not os.path.isdir(data_dir):
-        raise UserError(
-            f"data folder {data_dir} does not exist; put LabelMe files there or make a "
-            f"synthetic one with {synth_hint(NAME, data_dir)}"
-        )
+    pairing.require_data_dir(NAME, data_dir, "LabelMe files")
     paths = sorted(glob.glob(os.path.join(data_dir, "**", "*.json"), recursive=True))
     examples = []
     for path in paths:

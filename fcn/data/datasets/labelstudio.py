@@ -19,6 +19,7 @@ import urllib.parse
 import numpy as np
 from PIL import Image, ImageDraw
 
+from fcn.data import pairing
 from fcn.data.datasets import labelme
 from fcn.data.descriptors import IGNORE_LABEL
 from fcn.data.pairing import Example, stem_of, synth_hint, unlabelled_examples
@@ -118,11 +119,7 @@ def image_of(data_dir, url):
 
 
 def list_splits(data_dir, spec, need_train=True):
-    if not os.path.isdir(data_dir):
-        raise UserError(
-            f"data folder {data_dir} does not exist; put the export there or make a synthetic "
-            f"one with {synth_hint(NAME, data_dir)}"
-        )
+    pairing.require_data_dir(NAME, data_dir, "the export")
     path = export_path(data_dir)
     examples, missing = [], []
     for tid, task in load_tasks(path).items():
