@@ -146,3 +146,30 @@ def test_bad_values_are_one_line_errors(args, message):
     with pytest.raises(UserError) as raised:
         windows.wrap(_Fake(_red), **args)
     assert message in str(raised.value) and "\n" not in str(raised.value)
+
+
+def test_infer_slide_writes_masks_of_the_input_size(trained_run, tmp_path):
+    import cv2
+
+    from fcn import cli
+
+    # 64 x 192 is the run's network size: one window, weight share 1, so slide == whole.
+    images = {"exact": _image(64, 192, 1), "odd": _image(101, 257, 2)}
+    for stem, image in images.items():
+        cv2.imwrite(str(tmp_path / f"{stem}.png"), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    masks = {}
+    for mode, flags in (("whole", []), ("slide", ["--predict", "slide", "--scales", "0.5,1"])):
+        out = tmp_path / mode
+        argv = ["infer", "--run", trained_run, str(tmp_path / "exact.png")]
+        argv += [str(tmp_path / "odd.png"), "--out", str(out), "--save-mask"]
+        assert cli.main(argv + ["--precision", "float32", "--batch-size", "1"] + flags) == 0
+        masks[mode] = {
+            s: cv2.imread(str(out / f"{s}_mask.png"), cv2.IMREAD_UNCHANGED) for s in images
+        }
+        for stem, image in images.items():
+            assert masks[mode][stem].shape == image.shape[:2]
+    out = tmp_path / "slide1"
+    argv = ["infer", "--run", trained_run, str(tmp_path / "exact.png"), "--out", str(out)]
+    assert cli.main(argv + ["--save-mask", "--precision", "float32", "--predict", "slide"]) == 0
+    slid = cv2.imread(str(out / "exact_mask.png"), cv2.IMREAD_UNCHANGED)
+    assert np.array_equal(slid, masks["whole"]["exact"])
