@@ -173,3 +173,22 @@ def test_infer_slide_writes_masks_of_the_input_size(trained_run, tmp_path):
     assert cli.main(argv + ["--save-mask", "--precision", "float32", "--predict", "slide"]) == 0
     slid = cv2.imread(str(out / "exact_mask.png"), cv2.IMREAD_UNCHANGED)
     assert np.array_equal(slid, masks["whole"]["exact"])
+
+
+def test_evaluate_records_the_prediction(trained_run, tmp_path):
+    import json
+    import os
+    import shutil
+
+    from fcn.evaluation.evaluate import evaluate_run
+    from fcn.inference.infer import InferOptions
+
+    run = str(tmp_path / "run")
+    shutil.copytree(trained_run, run)  # eval/ of the shared run stays the other tests'
+    evaluate_run(run, log=lambda *a: None, predict="slide", overlap=0.5, scales=(0.5, 1.0))
+    m = json.load(open(os.path.join(run, "eval", "metrics.json")))
+    assert (m["predict"], m["overlap"], m["scales"]) == ("slide", 0.5, [0.5, 1.0])
+    summary = open(os.path.join(run, "eval", "summary.md")).read()
+    assert "slide, windows of the network size overlapping 0.5, at scales 0.5, 1" in summary
+    with pytest.raises(UserError, match="--scales must be factors > 0"):
+        InferOptions(scales=(-1.0,))
