@@ -42,6 +42,20 @@ def batch_size(value, flag="--batch-size"):
     return at_least(flag, value, 1)
 
 
+def overlap(value, flag="--overlap"):
+    """Sliding windows' overlap, a fraction of the window: 1 would never move the window."""
+    return in_range(flag, value, 0, 1, low_closed=True)
+
+
+def scales(values, flag="--scales"):
+    """Image scale factors (multi-scale prediction): each > 0, at least one."""
+    values = tuple(values)
+    if values and all(v > 0 for v in values):
+        return None
+    shown = ",".join(f"{v:g}" for v in values) or "nothing"
+    return f"{flag} must be factors > 0 such as 0.5,1,1.5, got {shown}"
+
+
 def raise_first(problems):
     """Raise the first message of `problems` (None entries are fine values) as a UserError."""
     for problem in problems:

@@ -75,9 +75,10 @@ _RANGES = dict(
 def field(default, help, choices=None, flag=True, **flag_options):
     """A dataclass field that `add_arguments` makes a flag (flag=False: none, or one written by
     hand whose value still lands here). flag_options, for the commands' options (fcn.options):
-    metavar; shown, the text of "(default: ...)" (a None default shows none without it);
-    action "store_true" (a plain --flag) or "store_false" (a --no-flag), instead of the
-    --flag/--no-flag pair a bool gets."""
+    metavar; parse, the flag's text -> value (a tuple field's default: parse_shape); shown, the
+    text of "(default: ...)" (a None default shows none without it); action "store_true" (a
+    plain --flag) or "store_false" (a --no-flag), instead of the --flag/--no-flag pair a bool
+    gets."""
     metadata = {"help": help, "choices": choices, "flag": flag, **flag_options}
     return dataclasses.field(default=default, metadata=metadata)
 
@@ -370,7 +371,7 @@ def add_arguments(parser, cls=Config, defaults=None, only=None, recipe_defaults=
         if shown is not None:
             help_text = f"{help_text} (default: {shown})"
         kwargs = dict(default=default, help=argparse.SUPPRESS if f.name in hidden else help_text)
-        kwargs["type"] = parse_shape if kind is tuple else kind
+        kwargs["type"] = f.metadata.get("parse") or (parse_shape if kind is tuple else kind)
         if f.metadata.get("choices"):
             kwargs["choices"] = f.metadata["choices"]
         if f.metadata.get("metavar"):

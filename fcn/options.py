@@ -15,11 +15,13 @@ Flags that take no value from a field (infer's INPUT..., --run and --out, which 
 or required) are written by hand in the command, their values still land in the options.
 
 This module holds what the commands share, written once: the fields of the flags several
-commands have (--checkpoint, --threshold, --precision, --crf, --no-tta) and the base class.
+commands have (--checkpoint, --threshold, --precision, --crf, --no-tta, --predict, --overlap,
+--scales) and the base class.
 The checks shared with Config (a threshold in (0, 1), a width in (0, 1], a batch size >= 1)
 are in fcn.checks. No TensorFlow is imported here, so every --help answers at once.
 """
 
+import argparse
 import dataclasses
 
 from fcn import checks, names
@@ -72,6 +74,52 @@ def tta():
         "default: average the run's copies)",
         action="store_false",
     )
+
+
+# fcn.inference.windows takes these from here, so --help imports no OpenCV.
+PREDICT_MODES = ("whole", "slide")
+DEFAULT_OVERLAP = 0.25  # a quarter of each window predicted twice: its edge is a neighbour's middle
+
+
+def predict():
+    return cfg.field(
+        "whole",
+        "whole: each image squeezed into the network's input size (today's path); slide: "
+        "windows of the network size over the image at --scales, blended (fcn.inference.windows)",
+        PREDICT_MODES,
+    )
+
+
+def overlap():
+    return cfg.field(
+        DEFAULT_OVERLAP, "with --predict slide: windows' overlap, a fraction of the window"
+    )
+
+
+def parse_scales(text):
+    """'0.5,1,1.5' -> (0.5, 1.0, 1.5); an argparse error for anything that is not numbers (the
+    values are checked, once, by fcn.checks.scales)."""
+    try:
+        return tuple(float(v) for v in str(text).split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"scales must look like 0.5,1,1.5, got {text!r}") from None
+
+
+def scales():
+    # 1: one scale, the image's own; several average their probabilities (DeepLab's eval_scales).
+    return cfg.field(
+        (1.0,),
+        "image scale factors, comma-separated; several average their class probabilities",
+        metavar="S,S",
+        parse=parse_scales,
+        shown="1",
+    )
+
+
+def prediction_problems(opts):
+    """The checks of --overlap and --scales (fcn.checks), for any options with those fields."""
+    yield checks.overlap(opts.overlap)
+    yield checks.scales(opts.scales)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -3,8 +3,9 @@ any method's probability maps against KITTI ground truth with no model.
 
 - `EvaluateOptions`: the evaluate command's flags (fcn.options), checked once.
 - `evaluate_run`: opens the run's checkpoint (or an export made by the export command, which
-  carries the run's split) as a Predictor, predicts each image of a split at its original size
-  (benchmarks score there), optionally refines with a DenseCRF (--crf, then decided again) and
+  carries the run's split) as a Predictor (wrapped for --predict slide or --scales:
+  fcn.inference.windows), predicts each image of a split at its original size (benchmarks score
+  there), optionally refines with a DenseCRF (--crf, then decided again) and
   writes the reports (fcn.evaluation.reports); with --submit (KITTI) also the test set's 8-bit
   road probability maps (and with --bev their bird's-eye views) for the devkit or server, or
   (Cityscapes) its label-id PNGs and their zip (fcn.evaluation.cityscapes).
@@ -27,6 +28,7 @@ from fcn.evaluation import cityscapes, reports
 from fcn.evaluation.kitti import devkit, submission
 from fcn.evaluation.scoring import BATCH_SIZE, DEFAULT_WORST, DatasetScores, score_examples
 from fcn.inference import crf as densecrf
+from fcn.inference import windows
 
 EVAL_DIR = names.EVAL_DIR
 SPLITS = ("val", "train", "all")
@@ -73,6 +75,9 @@ class EvaluateOptions(options.Options):
     )
     crf: bool = options.crf()
     tta: bool = options.tta()
+    predict: str = options.predict()
+    overlap: float = options.overlap()
+    scales: tuple = options.scales()
     # The Predictor's, the same default as infer's, so the score is that of what infer writes.
     precision: str = options.precision()
     # --- score probability maps (no model) ---
@@ -84,7 +89,7 @@ class EvaluateOptions(options.Options):
     # The flags of each mode, in the order --help lists them.
     RUN_FIELDS = (
         "run", "data_dir", "split", "checkpoint", "worst", "submit", "bev", "crf", "tta",
-        "precision",
+        "predict", "overlap", "scales", "precision",
     )  # fmt: skip
     FILE_FIELDS = ("prob_dir", "gt_dir", "out")
 
@@ -97,6 +102,7 @@ class EvaluateOptions(options.Options):
             yield checks.at_least("--worst", self.worst, 0)
             if self.bev and not self.submit:
                 yield "--bev transforms the submission maps; add --submit"
+            yield from options.prediction_problems(self)
         else:
             if not (self.prob_dir and self.gt_dir):
                 yield "evaluate needs --run RUN_DIR, or --prob-dir DIR together with --gt-dir DIR"
@@ -132,9 +138,10 @@ def run_evaluation(opts, log=print):
         raise UserError(f"{what} {run_dir} carries no split.json; use --split all")
     split_names = {} if split == "all" else folder.read_split()
 
-    with restore.open_predictor(
+    opened = restore.open_predictor(
         run_dir, opts.precision, opts.checkpoint, tta=opts.tta, batch_size=BATCH_SIZE
-    ) as restored:
+    )
+    with windows.wrap(opened, opts.predict, opts.overlap, opts.scales) as restored:
         config = restored.config
         data_dir = opts.data_dir or config.data_dir
         threshold = restored.threshold if opts.threshold is None else opts.threshold
@@ -158,6 +165,7 @@ def run_evaluation(opts, log=print):
         refined = (f" averaged over --tta {tta} copies" if tta != "none" else "") + (
             " with DenseCRF" if crf else ""
         )
+        refined += windows.describe(opts.predict, opts.overlap, opts.scales)
         log(
             f"evaluating {restored.source}{refined} on {len(examples)} image(s) of {data_dir} "
             f"({split})"
@@ -183,6 +191,7 @@ def run_evaluation(opts, log=print):
         crf=bool(crf),
         tta=restored.tta,
         precision=restored.precision,
+        **windows.settings(opts.predict, opts.overlap, opts.scales),
     )
     out_dir = os.path.join(run_dir, EVAL_DIR)
     written = reports.write_reports(out_dir, result, rows, ranked, spec)

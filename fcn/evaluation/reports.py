@@ -190,6 +190,15 @@ def format_table(result):
     return "\n".join(lines)
 
 
+def _prediction(result):
+    """'whole image at scale 1' or 'slide, windows overlapping 0.25, at scales 0.5, 1'."""
+    scales = result.get("scales") or [1.0]
+    at = f"at scale{'s' if len(scales) > 1 else ''} {', '.join(f'{s:g}' for s in scales)}"
+    if result["predict"] == "slide":
+        return f"slide, windows of the network size overlapping {result['overlap']:g}, {at}"
+    return f"whole image in the network's input size, {at}"
+
+
 def summary_markdown(result, rows, worst_names, spec=None, plots=()):
     """RUN_DIR/eval/summary.md: the tables, what scores worse, the worst images
     ([(filename, name)] in rank order) and the plots (file names in plots/)."""
@@ -214,6 +223,7 @@ def summary_markdown(result, rows, worst_names, spec=None, plots=()):
         )
         + (" after DenseCRF refinement" if result.get("crf") else ""),
         *([f"- compute precision: {result['precision']}"] if result.get("precision") else []),
+        *([f"- prediction: {_prediction(result)}"] if result.get("predict") else []),
         "",
     ]
     if "kitti" in result:

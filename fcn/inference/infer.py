@@ -22,7 +22,7 @@ from fcn.config import field
 from fcn.data import task
 from fcn.errors import UserError
 from fcn.inference import crf as densecrf
-from fcn.inference import media, overlays
+from fcn.inference import media, overlays, windows
 from fcn.inference.predictor import DEFAULT_BATCH_SIZE
 
 DEFAULT_ALPHA = 0.5
@@ -48,6 +48,9 @@ class InferOptions(options.Options):
     precision: str = options.precision()
     crf: bool = options.crf()
     tta: bool = options.tta()
+    predict: str = options.predict()
+    overlap: float = options.overlap()
+    scales: tuple = options.scales()
     # None: present for multiclass datasets, none for binary ones (`_legend`).
     legend: str = field(
         None,
@@ -60,6 +63,7 @@ class InferOptions(options.Options):
     def problems(self):
         yield checks.in_range("--alpha", self.alpha, 0, 1, low_closed=True, high_closed=True)
         yield checks.batch_size(self.batch_size)
+        yield from options.prediction_problems(self)
         if self.threshold is not None:
             yield checks.threshold(self.threshold)
 
@@ -158,9 +162,8 @@ def run_inference(opts, log=print):
     from fcn.inference import restore  # TensorFlow: imported only when a model is needed
 
     batch_size = opts.batch_size
-    with restore.open_predictor(
-        opts.run, opts.precision, tta=opts.tta, batch_size=batch_size
-    ) as model:
+    opened = restore.open_predictor(opts.run, opts.precision, tta=opts.tta, batch_size=batch_size)
+    with windows.wrap(opened, opts.predict, opts.overlap, opts.scales) as model:
         probes = media.check_readable(jobs, warn=log)
         if opts.save_prob and model.spec.task != "binary":
             raise UserError(
@@ -179,6 +182,7 @@ def run_inference(opts, log=print):
         total = len(images) + sum(p[1] or 0 for _, p in videos)
         h, w = model.network_size
         tta = f", --tta {model.tta}" if model.tta != "none" else ""
+        tta += windows.describe(opts.predict, opts.overlap, opts.scales)
         log(
             f"model {model.source} (input {h}x{w}{tta}, {model.precision}); {len(images)} images, "
             f"{len(videos)} videos"

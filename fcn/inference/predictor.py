@@ -79,6 +79,14 @@ def _check_image(i, image):
         raise UserError(f"image {i}: empty image of shape {image.shape}")
 
 
+def checked_images(images):
+    """predict's input as a list of (H, W, 3) uint8 images, each checked (one-line errors)."""
+    listed, _ = _as_list(images)
+    for i, image in enumerate(listed):
+        _check_image(i, image)
+    return listed
+
+
 class Predictor(abc.ABC):
     """uint8 RGB images of any size -> (probs, mask); the contract is the module docstring's.
 
@@ -108,9 +116,7 @@ class Predictor(abc.ABC):
 
     def predict_each(self, images, threshold=None):
         """[(probs (H, W, C), mask (H, W))] of each image, in order."""
-        images, _ = _as_list(images)
-        for i, image in enumerate(images):
-            _check_image(i, image)
+        images = checked_images(images)
         threshold = self.default_threshold(threshold)
         out = []
         for _, batch in size_batches(images, self.batch_size):
