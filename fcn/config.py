@@ -66,6 +66,7 @@ _RANGES = dict(
     clahe_clip=_POSITIVE,
     clahe_grid=(1, None, True, False),
     overlay_every=_NON_NEGATIVE,
+    val_every=(1, None, True, False),
     keep_checkpoints=(1, None, True, False),
     max_train_images=_NON_NEGATIVE,
     peer_timeout=_POSITIVE,
@@ -233,6 +234,10 @@ class Config:
 
     # --- run management ---
     overlay_every: int = field(5, "write validation overlays every N epochs (0 = only last)")
+    # Validation costs a pass over the split (times the --tta copies) per epoch: a long recipe of
+    # short epochs validates every few. The last epoch always validates, so the best checkpoint
+    # is chosen among the validated epochs and the final figure is always there.
+    val_every: int = field(1, "validate every N epochs (the last epoch always)")
     # 1: a resume needs only the latest; the best is that checkpoint or one kept beside it, never
     # a copy (fcn.training.checkpoint), so a VGG16 run folder holds 0.8-1.7 GB of checkpoints.
     keep_checkpoints: int = field(1, "how many latest checkpoints to keep besides the best")
