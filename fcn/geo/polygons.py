@@ -81,7 +81,8 @@ class Regions:
             last = self._last.get(c)
             if last is not None and last[0] == top:
                 joined = (last[1] > 0) & (ids[0] > 0)  # the same class straight across
-                for a, b in set(zip(last[1][joined].tolist(), ids[0][joined].tolist())):
+                pairs = zip(last[1][joined].tolist(), ids[0][joined].tolist(), strict=True)
+                for a, b in set(pairs):
                     self._forest.union(a, b)
             self._last[c] = (top + len(mask), ids[-1])
             self._next += count - 1
@@ -158,3 +159,11 @@ def write_geojson(path, features, crs=None):
         runs.atomic_write_bytes(path, text.encode("utf-8"))
     except OSError as e:
         raise UserError(f"cannot write {path}: {e.strerror}; check --out") from None
+
+
+def write_image_polygons(path, spec, mask, probs, opts):
+    """A plain image's regions (mask (H, W), probs (H, W, C)) as GeoJSON in pixel coordinates,
+    with opts' min_area and simplify."""
+    regions = Regions(polygon_classes(spec), spec.class_names, opts.min_area, opts.simplify)
+    regions.add(0, mask, np.ones(mask.shape, bool), probs)
+    write_geojson(path, regions.features())
