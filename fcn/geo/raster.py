@@ -27,6 +27,7 @@ no CRS and the polygons are in pixels.
 """
 
 import os
+import warnings
 
 import numpy as np
 
@@ -76,7 +77,9 @@ class Scene:
 
         self.path = path
         try:
-            self._src = rasterio.open(path)
+            with warnings.catch_warnings():  # no CRS: pixel coordinates, infer says so once
+                warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+                self._src = rasterio.open(path)
         except (rasterio.errors.RasterioError, OSError) as e:
             raise UserError(
                 f"cannot read GeoTIFF {path} ({_first_line(e)}); replace it or convert it with "

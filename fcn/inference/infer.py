@@ -234,6 +234,12 @@ def run_inference(opts, log=print):
             f"model {model.source} (input {h}x{w}{tta}, {model.precision}); {len(images)} images, "
             f"{len(videos)} videos" + (f", {len(scenes)} GeoTIFF scenes" if scenes else "")
         )
+        if scenes and not geo_job.streams(model):
+            log(
+                f"note: GeoTIFF scenes are read whole and predicted with --predict {opts.predict} "
+                "(memory: the scene's); --predict slide predicts them at their own resolution, "
+                "window by window"
+            )
         plain = [
             j.path for j, georeferenced in zip(jobs, probes, strict=True) if georeferenced is False
         ]
