@@ -117,3 +117,17 @@ def test_read_features_round_trip_and_a_bad_file(tmp_path):
     (tmp_path / "bad.geojson").write_text(json.dumps({"type": "Feature"}))
     with pytest.raises(UserError, match=r"cannot read polygons .*bad.geojson \(KeyError"):
         metric.read_features(str(tmp_path / "bad.geojson"))
+
+
+def test_polygons_in_another_crs_are_reprojected():
+    # A 10 m square in UTM 33N, to WGS84 and back: the same square (to a millimetre), and
+    # matched to itself at IoU ~1 once both are in one CRS.
+    square = box(500000, 4000000, 500010, 4000010)
+    lonlat = metric.reproject([square], "urn:ogc:def:crs:EPSG::32633", "EPSG:4326")[0]
+    assert lonlat.bounds[0] == pytest.approx(15.0, abs=1e-6)  # zone 33's central meridian
+    (back,) = metric.reproject([lonlat], "EPSG:4326", "EPSG:32633")
+    assert back.symmetric_difference(square).area < 1e-3
+    assert metric.reproject([square], "EPSG:32633", "EPSG:32633")[0] is square
+    assert metric.f1_scores([back], [square])["tp"] == 1
+    with pytest.raises(UserError, match="unknown CRS .*name it as EPSG:n"):
+        metric.reproject([square], "EPSG:999999", "EPSG:4326")

@@ -96,3 +96,24 @@ def read_features(path):
     scores = [(feature.get("properties") or {}).get("mean_prob") for feature in features]
     crs = ((collection.get("crs") or {}).get("properties") or {}).get("name")
     return geoms, scores, crs
+
+
+def reproject(geoms, source, target):
+    """Shapely geometries from CRS `source` to `target` (what pyproj.CRS takes: 'EPSG:32633',
+    a URN such as read_features gives, WKT), x/y in each CRS's east/north order; the same
+    geometries where the two are one CRS. An unknown CRS is a one-line error."""
+    import pyproj
+    import shapely
+
+    try:
+        src, dst = pyproj.CRS.from_user_input(source), pyproj.CRS.from_user_input(target)
+    except pyproj.exceptions.CRSError as e:
+        raise UserError(f"unknown CRS ({str(e)[:160]}); name it as EPSG:n") from None
+    if src == dst:
+        return list(geoms)
+    transformer = pyproj.Transformer.from_crs(src, dst, always_xy=True)
+
+    def move(xy):  # (N, 2) -> (N, 2)
+        return np.column_stack(transformer.transform(xy[:, 0], xy[:, 1]))
+
+    return [shapely.transform(g, move) for g in geoms]
