@@ -191,12 +191,17 @@ def test_a_scene_without_crs_is_in_pixels(tmp_path):
     assert (min(xs), max(xs), min(ys), max(ys)) == (0, 60, 0, 40)
 
 
-def test_bad_bands_one_band_and_unreadable_files_are_one_line_errors(scenes, tmp_path):
+def test_bad_bands_two_bands_and_unreadable_files_are_one_line_errors(scenes, tmp_path):
     with pytest.raises(UserError, match=r"--bands 1,2,4: .*u8.tif has 3 bands \(1..3\)"):
         raster.Scene(scenes["u8"], bands=(1, 2, 4))
-    grey = _write(tmp_path / "grey.tif", np.zeros((1, 8, 8), np.uint8))
-    with pytest.raises(UserError, match="grey.tif has 1 band; pass --bands 1"):
-        raster.Scene(grey)
+    two = _write(tmp_path / "two.tif", np.zeros((2, 8, 8), np.uint8))
+    with pytest.raises(UserError, match="two.tif has 2 bands; pass --bands 1 .grey. or"):
+        raster.Scene(two)
+    grey = _write(tmp_path / "grey.tif", np.arange(64, dtype=np.uint8).reshape(1, 8, 8))
+    with raster.Scene(grey) as scene:  # one band: grey, noted
+        assert scene.bands == (1, 1, 1) and scene.notes == ["1 band read as grey (--bands chooses)"]
+        rgb, _ = scene.rows(1, 2)
+        assert rgb[0, :, 0].tolist() == list(range(8, 16)) and (rgb == rgb[..., :1]).all()
     assert raster.bands_problem((1, 2)) == (
         "--bands takes 3 band numbers (R,G,B) or 1 (grey), counted from 1, got 1,2"
     )
@@ -235,3 +240,15 @@ def test_infer_on_a_16bit_geotiff_end_to_end(trained_run, scenes, tmp_path):
     with rasterio.open(out / "u16_prob.tif") as prob:
         assert prob.crs.to_epsg() == 32633 and prob.transform == GRID
         assert np.array_equal(prob.read(1)[valid], want[valid])
+
+
+def test_whole_and_other_scales_read_the_scene_whole(scenes, tmp_path):
+    fake = _Fake(_window_mean)  # a whole-image predictor: the scene is one "window"
+    paths = (None, str(tmp_path / "p.tif"), None)
+    geo_job.predict_scene(fake, media.Job(scenes["u16"], False, paths), _opts(), 0.5)
+    assert not geo_job.streams(fake) and len(fake.batches) == 1
+    assert not geo_job.streams(windows.SlidePredictor(fake, scale=0.5))
+    with raster.Scene(scenes["u16"]) as scene:
+        rgb, valid = scene.read_all()
+    with rasterio.open(paths[1]) as out:
+        assert np.array_equal(out.read(1)[valid], fake.predict(rgb)[0][..., 1][valid])

@@ -6,7 +6,8 @@ ever holds the whole scene.
 
 Bands: `bands` is 1-based, as rasterio and GDAL count them: three bands are R, G, B; one band
 is repeated as grey. None takes 1,2,3 of a scene with 3 or more bands (a fourth, alpha or
-near-infrared, is not fed to the network); a 1- or 2-band scene needs --bands.
+near-infrared, is not fed to the network) and the one band of a 1-band scene as grey (noted, as
+fcn.data.read_image notes grey images); a 2-band scene needs --bands.
 
 Scaling to 0..255 (the network saw 8-bit images in training):
 - uint8 scenes pass through unchanged, whatever `stretch` says.
@@ -37,6 +38,24 @@ GEOTIFF_EXTS = (".tif", ".tiff")
 STRETCHES = ("percentile", "dtype")
 PERCENTILES = (2.0, 98.0)
 PREVIEW_SIDE = 1024  # pixels of the longest side of the decimated read the percentiles come from
+# GDAL's block cache (GDAL_CACHEMAX) defaults to 5% of RAM and keeps every tile read or written
+# until it is full: 700 MB more peak memory on a 10,000 x 10,000 scene (24 GB RAM). Two rows of
+# 256-pixel tiles of a 3-band scene (6 bytes a pixel) and the outputs' row (8) fit it up to
+# ~37,000 columns; wider scenes decompress some tiles twice, nothing more.
+GDAL_CACHE_BYTES = 128 * 2**20
+
+
+def limit_gdal_cache():
+    """Cap GDAL's block cache (process-wide) at GDAL_CACHE_BYTES, never raising it."""
+    from rasterio import env
+
+    current = env.get_gdal_config("GDAL_CACHEMAX")
+    try:
+        larger = current is None or int(current) > GDAL_CACHE_BYTES
+    except ValueError:  # a user's own setting such as '10%': theirs to keep
+        return
+    if larger:
+        env.set_gdal_config("GDAL_CACHEMAX", GDAL_CACHE_BYTES)
 
 
 def is_geotiff(path):
@@ -76,6 +95,7 @@ class Scene:
         import rasterio
 
         self.path = path
+        limit_gdal_cache()
         try:
             with warnings.catch_warnings():  # no CRS: pixel coordinates, infer says so once
                 warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
@@ -94,13 +114,13 @@ class Scene:
     def _setup(self, bands, stretch):
         src, path = self._src, self.path
         count = src.count
+        self.notes = []  # what infer warns about once (a grey scene)
         if bands is None:
-            if count < 3:
-                raise UserError(
-                    f"{path} has {count} band{'s' if count > 1 else ''}; pass --bands 1 (grey) "
-                    "or --bands R,G,B"
-                )
-            bands = (1, 2, 3)
+            if count == 2:
+                raise UserError(f"{path} has 2 bands; pass --bands 1 (grey) or --bands 1,2,2")
+            if count == 1:
+                self.notes.append("1 band read as grey (--bands chooses)")
+            bands = (1,) if count == 1 else (1, 2, 3)
         bad = [b for b in bands if not 1 <= b <= count]
         if bad:
             raise UserError(

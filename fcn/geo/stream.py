@@ -24,6 +24,8 @@ pixel's W or sum changes: valid pixels get exactly the SlidePredictor's answer, 
 such windows alone cover get probability 0 (the caller writes nodata there).
 """
 
+import bisect
+
 import cv2
 import numpy as np
 
@@ -93,6 +95,7 @@ def slide_rows(slide, read, size, threshold=None, progress=None):
         inner_read = read
         read = lambda top, bottom: _pad_columns(*inner_read(top, bottom), padded[1])  # noqa: E731
     corners = slide.corners(padded)
+    starts = [y for y, _ in corners]  # sorted: the corners go row by row
     classes = len(slide.class_names)
     image = _Rows(padded[1], (3,), np.uint8)
     valid = _Rows(padded[1], (), bool)
@@ -108,10 +111,12 @@ def slide_rows(slide, read, size, threshold=None, progress=None):
         image.append(rgb)
         valid.append(ok)
         weights = np.zeros((bottom - top, padded[1]), np.float32)
-        for y, x in corners:  # the SlidePredictor's order, for the same float sums
+        # The windows meeting rows [top, bottom), in the SlidePredictor's order (same sums).
+        for y, x in corners[
+            bisect.bisect_right(starts, top - h) : bisect.bisect_left(starts, bottom)
+        ]:
             a, b = max(y, top), min(y + h, bottom)
-            if a < b:
-                weights[a - top : b - top, x : x + w] += slide.weight[a - y : b - y]
+            weights[a - top : b - top, x : x + w] += slide.weight[a - y : b - y]
         total.append(weights)
         out.append(np.zeros((bottom - top, padded[1], classes), np.float32))
 

@@ -114,6 +114,7 @@ def check_readable(jobs, warn=print, bands=None, stretch="percentile"):
             return probe_video(job.path)
         if raster.is_geotiff(job.path):
             with raster.Scene(job.path, bands, stretch) as scene:
+                notes.extend(f"warning: {job.path}: {note}" for note in scene.notes)
                 return scene.georeferenced
         data.read_image(job.path, warn=notes.append)
         return None
