@@ -210,7 +210,8 @@ def run_inference(opts, log=print):
 
     batch_size = opts.batch_size
     opened = restore.open_predictor(opts.run, opts.precision, tta=opts.tta, batch_size=batch_size)
-    with windows.wrap(opened, opts.predict, opts.overlap, opts.scales) as model:
+    how = windows.chosen(opts, opened.config)  # (predict, overlap, scales)
+    with windows.wrap(opened, *how) as model:
         probes = media.check_readable(jobs, warn=log, bands=opts.bands, stretch=opts.stretch)
         if opts.save_prob and model.spec.task != "binary":
             raise UserError(
@@ -229,14 +230,14 @@ def run_inference(opts, log=print):
         total = len(images) + sum(p[1] or 0 for _, p in videos)
         h, w = model.network_size
         tta = f", --tta {model.tta}" if model.tta != "none" else ""
-        tta += windows.describe(opts.predict, opts.overlap, opts.scales)
+        tta += windows.describe(*how)
         log(
             f"model {model.source} (input {h}x{w}{tta}, {model.precision}); {len(images)} images, "
             f"{len(videos)} videos" + (f", {len(scenes)} GeoTIFF scenes" if scenes else "")
         )
         if scenes and not geo_job.streams(model):
             log(
-                f"note: GeoTIFF scenes are read whole and predicted with --predict {opts.predict} "
+                f"note: GeoTIFF scenes are read whole and predicted with --predict {how[0]} "
                 "(memory: the scene's); --predict slide predicts them at their own resolution, "
                 "window by window"
             )
