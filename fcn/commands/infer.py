@@ -11,7 +11,11 @@ class probabilities are upsampled bilinearly to the original size. DIR gets per 
                       rint(p * 255)
     <stem>_mask.png   (--save-mask) class ids (KITTI: 0 not road, 1 road)
 and per video <stem>.mp4, the overlay video at the source frame rate (with --save-prob or
---save-mask, the folders <stem>_prob/ and <stem>_mask/ get one PNG per frame).
+--save-mask, the folders <stem>_prob/ and <stem>_mask/ get one PNG per frame). A GeoTIFF scene
+(.tif, .tiff; --bands, --stretch) gets GeoTIFFs with its CRS, transform and size instead:
+<stem>.tif, <stem>_prob.tif (float32, nodata NaN) and <stem>_mask.tif (nodata 255), read and
+written block by block with --predict slide (fcn.geo). --polygons adds <stem>.geojson, a polygon
+per connected region (--min-area, --simplify), in the scene's CRS or in pixels.
 
 Every input is decoded once before anything is written, so a bad file stops the command with a
 one-line error and no output; an input file is never overwritten.

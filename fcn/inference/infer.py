@@ -1,4 +1,4 @@
-"""The infer job: segment images, folders, globs and videos with a run or an export.
+"""The infer job: segment images, folders, globs, videos and GeoTIFF scenes with a run or an export.
 
 `InferOptions` are `python main.py infer`'s flags (fcn.options); `run_inference(opts)` reads
 each input as RGB (RGBA, grey and 16-bit are converted), predicts in batches through the
@@ -6,6 +6,9 @@ Predictor (fcn.inference.predictor: resized to the model's input size as in trai
 probabilities upsampled bilinearly to the original size), optionally refines with a DenseCRF,
 paints the overlay and writes the files of fcn.inference.media. Every input is decoded once
 before anything is written, so a bad file stops the job with a one-line error and no output.
+`.tif`/`.tiff` inputs are GeoTIFF scenes (fcn.geo): read and written block by block with their
+CRS (--bands, --stretch), predicted one after the other after the plain images. --polygons
+writes each input's regions as GeoJSON (fcn.geo.polygons).
 """
 
 import dataclasses
@@ -21,6 +24,7 @@ from fcn import checks, data, options
 from fcn.config import field
 from fcn.data import task
 from fcn.errors import UserError
+from fcn.geo import raster
 from fcn.inference import crf as densecrf
 from fcn.inference import media, overlays, windows
 from fcn.inference.predictor import DEFAULT_BATCH_SIZE
@@ -39,10 +43,36 @@ class InferOptions(options.Options):
     out: str = field(None, "folder for the results", flag=False)
     alpha: float = field(DEFAULT_ALPHA, "opacity of the class overlay")
     save_prob: bool = field(
-        False, "also write <stem>_prob.png (8-bit positive-class prob.)", action="store_true"
+        False,
+        "also write <stem>_prob.png (8-bit positive-class prob.; GeoTIFFs: float32 _prob.tif)",
+        action="store_true",
     )
     save_mask: bool = field(
-        False, "also write <stem>_mask.png (class indices)", action="store_true"
+        False, "also write <stem>_mask.png (class ids; GeoTIFFs: _mask.tif)", action="store_true"
+    )
+    # GeoTIFF scenes (fcn.geo.raster): which bands are R, G, B and how 16-bit becomes 8-bit.
+    bands: tuple | None = field(
+        None,
+        "GeoTIFFs: band numbers (from 1) fed as R,G,B, or one band as grey",
+        metavar="B,B,B",
+        parse=raster.parse_bands,
+        shown="1,2,3 of 3 or more bands",
+    )
+    stretch: str = field(
+        "percentile",
+        "GeoTIFFs of more than 8 bits to 0..255: percentile (per band 2nd-98th percentile) or "
+        "dtype (the type's range); 8-bit scenes pass as they are",
+        raster.STRETCHES,
+    )
+    polygons: bool = field(
+        False,
+        "also write <stem>.geojson: a polygon per connected region of each painted class, in "
+        "the GeoTIFF's CRS (pixels for plain images)",
+        action="store_true",
+    )
+    min_area: float = field(0.0, "with --polygons: leave out regions of fewer pixels")
+    simplify: float = field(
+        0.0, "with --polygons: Douglas-Peucker tolerance in pixels (0: the pixel outlines)"
     )
     batch_size: int = field(DEFAULT_BATCH_SIZE, "images per forward pass")
     precision: str = options.precision()
@@ -64,6 +94,9 @@ class InferOptions(options.Options):
         yield checks.in_range("--alpha", self.alpha, 0, 1, low_closed=True, high_closed=True)
         yield checks.batch_size(self.batch_size)
         yield from options.prediction_problems(self)
+        yield raster.bands_problem(self.bands)
+        yield checks.in_range("--min-area", self.min_area, 0, None, low_closed=True)
+        yield checks.in_range("--simplify", self.simplify, 0, None, low_closed=True)
         if self.threshold is not None:
             yield checks.threshold(self.threshold)
 
@@ -102,10 +135,15 @@ def _post(spec, opts, threshold, video):
 
 
 def _run_images(model, jobs, opts, threshold, pool, bar):
+    from fcn.geo import polygons as scene_polygons
+
     post = _post(model.spec, opts, threshold, video=False)
 
     def finish(job, image, probs, mask):
-        media.write_image_outputs(job.outputs, *post(image, probs, mask))
+        shown, positive, mask = post(image, probs, mask)
+        media.write_image_outputs(job.outputs, shown, positive, mask)
+        if job.polygons:
+            scene_polygons.write_image_polygons(job.polygons, model.spec, mask, probs, opts)
 
     pending = []
     for chunk, originals in data.prefetch(media.image_batches(jobs, opts.batch_size)):
@@ -156,23 +194,32 @@ def run_inference(opts, log=print):
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
         raise UserError(f"--out {out_dir} is a file; give a folder")
     jobs = media.plan_jobs(
-        media.collect_inputs(opts.inputs), out_dir, opts.save_prob, opts.save_mask
+        media.collect_inputs(opts.inputs), out_dir, opts.save_prob, opts.save_mask, opts.polygons
     )
+    scenes = [j for j in jobs if raster.is_geotiff(j.path)]
+    if scenes and opts.crf:
+        raise UserError(
+            f"--crf refines whole images; GeoTIFF scenes such as {scenes[0].path} are written "
+            "block by block: drop --crf"
+        )
+    if opts.polygons and any(j.is_video for j in jobs):
+        raise UserError("--polygons is for images and GeoTIFFs, not videos; drop it or the videos")
 
+    from fcn.geo import job as geo_job
     from fcn.inference import restore  # TensorFlow: imported only when a model is needed
 
     batch_size = opts.batch_size
     opened = restore.open_predictor(opts.run, opts.precision, tta=opts.tta, batch_size=batch_size)
     how = windows.chosen(opts, opened.config)  # (predict, overlap, scales)
     with windows.wrap(opened, *how) as model:
-        probes = media.check_readable(jobs, warn=log)
+        probes = media.check_readable(jobs, warn=log, bands=opts.bands, stretch=opts.stretch)
         if opts.save_prob and model.spec.task != "binary":
             raise UserError(
                 f"--save-prob writes a positive-class probability; {model.spec.name} is "
                 "multiclass: use --save-mask"
             )
         threshold = model.config.threshold if opts.threshold is None else opts.threshold
-        images = [j for j in jobs if not j.is_video]
+        images = [j for j in jobs if not j.is_video and j not in scenes]
         videos = [(j, p) for j, p in zip(jobs, probes, strict=True) if j.is_video]
         try:
             os.makedirs(out_dir, exist_ok=True)
@@ -186,8 +233,20 @@ def run_inference(opts, log=print):
         tta += windows.describe(*how)
         log(
             f"model {model.source} (input {h}x{w}{tta}, {model.precision}); {len(images)} images, "
-            f"{len(videos)} videos"
+            f"{len(videos)} videos" + (f", {len(scenes)} GeoTIFF scenes" if scenes else "")
         )
+        if scenes and not geo_job.streams(model):
+            log(
+                f"note: GeoTIFF scenes are read whole and predicted with --predict {how[0]} "
+                "(memory: the scene's); --predict slide predicts them at their own resolution, "
+                "window by window"
+            )
+        plain = [
+            j.path for j, georeferenced in zip(jobs, probes, strict=True) if georeferenced is False
+        ]
+        if plain:
+            more = f" (and {len(plain) - 1} more)" if len(plain) > 1 else ""
+            log(f"note: {plain[0]}{more} has no CRS: its outputs are in pixel coordinates")
         # One batch first: graph optimisation and kernel selection are not throughput.
         model.predict_each([np.zeros((h, w, 3), np.uint8)] * min(batch_size, max(total, 1)))
         t0 = time.time()
@@ -200,12 +259,26 @@ def run_inference(opts, log=print):
                 _run_images(model, images, opts, threshold, pool, bar)
             for job, (fps, _) in videos:
                 frames += _run_video(model, job, fps, opts, threshold, pool, bar)
+        pixels = 0
+        for job in scenes:
+            (height, width), _ = geo_job.predict_scene(model, job, opts, threshold)
+            pixels += height * width
         seconds = time.time() - t0
     count = len(images) + frames
     rate = count / seconds if seconds > 0 else float("inf")
     what = f"{len(images)} images" + (f", {len(videos)} videos ({frames} frames)" if videos else "")
+    if scenes:
+        what += f", {len(scenes)} scenes ({pixels / 1e6:.1f} Mpx)"
     log(
         f"{what} -> {out_dir} in {seconds:.1f}s: {rate:.1f} images/s "
         f"(network input {h}x{w}, batch {batch_size})"
     )
-    return dict(images=len(images), videos=len(videos), frames=frames, seconds=seconds, rate=rate)
+    return dict(
+        images=len(images),
+        videos=len(videos),
+        frames=frames,
+        scenes=len(scenes),
+        megapixels=pixels / 1e6,
+        seconds=seconds,
+        rate=rate,
+    )

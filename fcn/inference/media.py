@@ -16,6 +16,7 @@ import numpy as np
 from fcn import data, runs
 from fcn.errors import UserError
 from fcn.evaluation.kitti import devkit
+from fcn.geo import raster
 
 VIDEO_EXTS = (".mp4", ".avi", ".mov", ".mkv")
 # imageio's ffmpeg plugin (imageio-ffmpeg ships the binary); the output is always H.264 MP4.
@@ -24,6 +25,7 @@ VIDEO_SUFFIX = ".mp4"
 VIDEO_QUALITY = 8  # imageio-ffmpeg's 0..10 scale; 8 keeps the green edges crisp
 PROB_SUFFIX = "_prob"
 MASK_SUFFIX = "_mask"
+POLYGONS_SUFFIX = ".geojson"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,6 +33,7 @@ class Job:
     path: str
     is_video: bool
     outputs: tuple  # (overlay, prob or None, mask or None); videos: a file and two folders
+    polygons: str = None  # <stem>.geojson (--polygons), None without
 
 
 def is_video(path):
@@ -68,20 +71,23 @@ def collect_inputs(items):
     return unique
 
 
-def plan_jobs(paths, out_dir, save_prob, save_mask):
-    """One Job per input; refuses two inputs writing one file and any output that is an input."""
+def plan_jobs(paths, out_dir, save_prob, save_mask, polygons=False):
+    """One Job per input; refuses two inputs writing one file and any output that is an input.
+    GeoTIFF inputs (fcn.geo) get GeoTIFF outputs: <stem>.tif, <stem>_prob.tif, <stem>_mask.tif;
+    polygons: images and GeoTIFFs also get <stem>.geojson."""
     inputs = {os.path.realpath(p) for p in paths}
     jobs, owner = [], {}
     for path in paths:
         stem = os.path.splitext(os.path.basename(path))[0]
         video = is_video(path)
-        ext = "" if video else ".png"
+        ext = "" if video else (".tif" if raster.is_geotiff(path) else ".png")
         outputs = (
-            os.path.join(out_dir, stem + (VIDEO_SUFFIX if video else ".png")),
+            os.path.join(out_dir, stem + (VIDEO_SUFFIX if video else ext)),
             os.path.join(out_dir, stem + PROB_SUFFIX + ext) if save_prob else None,
             os.path.join(out_dir, stem + MASK_SUFFIX + ext) if save_mask else None,
         )
-        for out in filter(None, outputs):
+        geojson = os.path.join(out_dir, stem + POLYGONS_SUFFIX) if polygons and not video else None
+        for out in filter(None, (*outputs, geojson)):
             key = os.path.realpath(out)
             if key in inputs:
                 raise UserError(
@@ -93,17 +99,23 @@ def plan_jobs(paths, out_dir, save_prob, save_mask):
                     "rename one or run them separately"
                 )
             owner[key] = path
-        jobs.append(Job(path, video, outputs))
+        jobs.append(Job(path, video, outputs, geojson))
     return jobs
 
 
-def check_readable(jobs, warn=print):
-    """Decode every image and open every video now, so a bad file fails before any output."""
+def check_readable(jobs, warn=print, bands=None, stretch="percentile"):
+    """Decode every image, open every video and GeoTIFF now (with --bands and --stretch), so a
+    bad file fails before any output. Returns per job: a video's (fps, frames), a GeoTIFF's
+    whether it has a CRS, None for an image."""
     notes = []
 
     def check(job):
         if job.is_video:
             return probe_video(job.path)
+        if raster.is_geotiff(job.path):
+            with raster.Scene(job.path, bands, stretch) as scene:
+                notes.extend(f"warning: {job.path}: {note}" for note in scene.notes)
+                return scene.georeferenced
         data.read_image(job.path, warn=notes.append)
         return None
 
