@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from test_report import _DevTools, needs_chromium
 
 from conftest import KITTI_SAMPLE
 from fcn.inference import infer
@@ -457,3 +458,50 @@ def test_sigterm_finishes_requests_in_flight_and_exits_0(trained_run, offline):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+# ---------------------------------------------------------------- the page in a browser
+
+# What the page shows once its answer is in: the overlay decoded, the legend's text, the time.
+_SHOWN = """(() => {
+  const img = document.querySelector(".result img.overlay");
+  const legend = document.querySelector(".result .legend");
+  const time = document.querySelector(".result .time");
+  const error = document.querySelector(".result .error");
+  return {width: img && img.complete ? img.naturalWidth : 0,
+          height: img && img.complete ? img.naturalHeight : 0,
+          legend: legend ? legend.textContent : null, swatches: legend ?
+            Array.from(legend.querySelectorAll(".swatch")).map(s => s.style.background) : [],
+          time: time ? time.textContent : null, error: error ? error.textContent : null};
+})()"""
+
+
+@needs_kitti
+@needs_chromium
+def test_page_in_chromium(served, tmp_path):
+    browser = _DevTools(str(tmp_path / "chromium-profile"))
+    try:
+        browser._events = []
+        browser.call("Page.navigate", session=browser.session, url=served.url + "/")
+        deadline = time.monotonic() + LIMIT_S
+        while not any(e.get("method") == "Page.loadEventFired" for e in browser._events):
+            browser._events.append(browser._read(deadline))
+        # Pick a real frame through the file input, as a person would.
+        root = browser.call("DOM.getDocument", session=browser.session)["root"]["nodeId"]
+        node = browser.call(
+            "DOM.querySelector", session=browser.session, nodeId=root, selector="#files"
+        )["nodeId"]
+        frame = os.path.abspath(KITTI_FRAMES[0])
+        browser.call("DOM.setFileInputFiles", session=browser.session, nodeId=node, files=[frame])
+        shown = browser.evaluate(_SHOWN)
+        while not (shown["width"] and shown["legend"]) and not shown["error"]:
+            assert time.monotonic() < deadline, shown
+            time.sleep(0.1)
+            shown = browser.evaluate(_SHOWN)
+        assert shown["error"] is None
+        assert (shown["height"], shown["width"]) == cv2.imread(frame).shape[:2]
+        assert shown["legend"].strip().startswith("road ") and shown["legend"].endswith("%")
+        assert shown["swatches"] == ["rgb(0, 255, 0)"]  # KITTI's road green; not_road unpainted
+        assert " ms in all" in shown["time"]
+    finally:
+        browser.close()
