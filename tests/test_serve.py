@@ -22,10 +22,12 @@ from prometheus_client.parser import text_string_to_metric_families
 from test_report import _DevTools, needs_chromium
 
 from conftest import KITTI_SAMPLE
+from fcn import data
 from fcn.inference import infer
 from fcn.inference.predictor import Predictor
 from fcn.serving import codecs, server
 from fcn.serving.app import create_app
+from fcn.serving.batcher import Batcher, QueueFull
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 KITTI_FRAMES = sorted(glob.glob(os.path.join(KITTI_SAMPLE, "data_road", "*", "image_2", "*.png")))
@@ -152,6 +154,49 @@ def _one_line_error(status, body, expected):
     message = json.loads(body)["error"]
     assert message and "\n" not in message
     return message
+
+
+# ---------------------------------------------------------------- the batcher alone
+
+
+class Recording(Predictor):
+    """Records each batch's images' tags (their first pixel); mask = the tag everywhere."""
+
+    spec = data.KITTI_ROAD
+    network_size = (4, 4)
+
+    def __init__(self):
+        self.batches = []
+
+    def _predict_batch(self, batch, threshold):
+        self.batches.append([int(image[0, 0, 0]) for image in batch])
+        mask = np.broadcast_to(batch[:, :1, :1, 0], batch.shape[:3]).astype(np.uint8)
+        return np.zeros((*batch.shape[:3], 2), np.float32), mask
+
+
+def test_batcher_groups_one_size_in_arrival_order():
+    recording = Recording()
+    batcher = Batcher(recording, max_batch=2, max_wait_s=0.05, capacity=6)
+    # Tags 1..5: sizes A B A A A, all queued before the worker starts.
+    sizes = [(2, 3), (3, 2), (2, 3), (2, 3), (2, 3)]
+    images = [np.full((*size, 3), tag, np.uint8) for tag, size in enumerate(sizes, 1)]
+    futures = batcher.submit(images[:4])
+    with pytest.raises(QueueFull, match="4 images are queued"):
+        batcher.submit(images[:3])  # 4 + 3 > 6: none of the three is queued
+    assert batcher.depth == 4
+    (cancelled,) = batcher.submit(images[4:])
+    assert cancelled.cancel()  # its request timed out before the worker took it
+    batcher.start()
+    results = [f.result(LIMIT_S) for f in futures]
+    batcher.stop(LIMIT_S)
+    # [1, 3]: the first A and the next A (B, met on the way, is held); [2]: B, held first (it
+    # waits 50 ms for another B, holding 4 and 5); [4]: 4 taken with 5, whose cancelled
+    # Future is dropped unpredicted.
+    assert recording.batches == [[1, 3], [2], [4]]
+    for tag, (_, mask, info) in enumerate(results, 1):
+        assert mask.shape == sizes[tag - 1] and (mask == tag).all()
+        assert info["batch"] == (2 if tag in (1, 3) else 1)
+    assert batcher.depth == 0
 
 
 # ---------------------------------------------------------------- the same pixels as infer
