@@ -144,7 +144,8 @@ def main(argv=None):
         queue=max(64, 2 * args.max_batch),
     )
     clients = tuple(int(c) for c in args.clients.split(","))
-    print(format_table(measure(opts, paths, clients, args.requests)))
+    rows = measure(opts, paths, clients, args.requests, log=lambda s: print(s, flush=True))
+    print(format_table(rows))
 
 
 if __name__ == "__main__":

@@ -105,7 +105,9 @@ class Service:
             elif size > _DRAIN_FACTOR * limit:
                 break
         if size > limit:
-            raise codecs.TooLarge(f"the body is over --max-body-mb ({limit} bytes); send less")
+            raise codecs.TooLarge(
+                f"the body is over --max-body-mb {limit / (1 << 20):g} ({limit} bytes); send less"
+            )
         return b"".join(chunks)
 
     def check_name(self, request):
