@@ -1,7 +1,8 @@
 """Served vs offline throughput: `python -m fcn.bench.serve --run RUN --images DIR`.
 
 Offline: the Predictor every command uses, predict_each over the decoded images in batches
-of --max-batch (what `infer` does between reading files and writing them), images/s.
+of --max-batch (what `infer` does between reading files and writing them), images/s,
+measured again right before each served row (a shared machine's load drifts).
 Served: the same Predictor behind `serve`'s app (uvicorn in a thread, 127.0.0.1, a free
 port); C clients (each its own keep-alive connection) POST the images' PNG bytes to
 /v1/segment?output=mask and read the mask PNG back, --requests in all; images/s over the wall
@@ -26,7 +27,6 @@ from fcn.serving.app import create_app
 
 def offline_rate(model, images, batch, repeats=2):
     """images/s of model.predict_each over `images` in chunks of `batch` (best of repeats)."""
-    model.predict_each(images[:batch])  # kernel selection is not throughput
     best = 0.0
     for _ in range(repeats):
         start = time.perf_counter()
@@ -72,10 +72,9 @@ def measure(opts, paths, clients=(1, 4, 8), requests=64, log=print):
     images = [data.read_image(p, warn=None) for p in paths]
     rows = []
     with server.open_model(opts) as model:
-        offline = offline_rate(
-            model, (images * 4)[: max(len(images), 2 * opts.max_batch)], opts.max_batch
-        )
-        log(f"offline Predictor, batch {opts.max_batch}: {offline:.2f} images/s")
+        # Offline images: as many as a served row sends, so both take about as long.
+        stack = (images * (requests // len(images) + 1))[:requests]
+        model.predict_each(stack[: opts.max_batch])  # kernel selection is not throughput
         service = server.make_service(model, opts)
         sock = server.bind(opts.host, 0)
         url = server.address(sock)
@@ -87,6 +86,9 @@ def measure(opts, paths, clients=(1, 4, 8), requests=64, log=print):
         try:
             served_rate(url, bodies[:1], 1, 2)  # warm the server's path
             for c in clients:
+                # Offline right before each served row: on a shared machine the load changes
+                # from minute to minute, and a ratio should compare neighbours in time.
+                offline = offline_rate(model, stack, opts.max_batch, repeats=1)
                 rate, p50, p99 = served_rate(url, bodies, c, requests)
                 rows.append(
                     dict(
@@ -99,8 +101,8 @@ def measure(opts, paths, clients=(1, 4, 8), requests=64, log=print):
                     )
                 )
                 log(
-                    f"{c} clients: {rate:.2f} images/s ({rate / offline:.0%} of offline), "
-                    f"p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms"
+                    f"{c} clients: {rate:.2f} images/s ({rate / offline:.0%} of offline "
+                    f"{offline:.2f} just before), p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms"
                 )
         finally:
             uv.should_exit = True
