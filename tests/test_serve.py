@@ -156,6 +156,40 @@ def _one_line_error(status, body, expected):
     return message
 
 
+# ---------------------------------------------------------------- codecs
+
+
+def test_codecs_read_headers_and_decode_as_read_image(tmp_path):
+    image = np.random.default_rng(0).integers(0, 256, (3, 5, 3), dtype=np.uint8)
+    for ext in (".png", ".jpg", ".tif"):
+        path = str(tmp_path / ("i" + ext))
+        cv2.imwrite(path, image)
+        encoded = _read(path)
+        # PNG's IHDR and JPEG's SOF give (H, W) before decoding; TIFF is checked after.
+        assert codecs.declared_size(encoded) == (None if ext == ".tif" else (3, 5))
+        np.testing.assert_array_equal(
+            codecs.decode_image(encoded, max_pixels=15), data.read_image(path, warn=None)
+        )
+        with pytest.raises(codecs.TooLarge, match="5x3 = 15 pixels, over --max-pixels 14"):
+            codecs.decode_image(encoded, max_pixels=14)
+    # A JPEG without its end marker is cut off, as read_image says for a file.
+    with pytest.raises(codecs.RequestError, match="truncated"):
+        codecs.decode_image(_read(str(tmp_path / "i.jpg"))[:-2], max_pixels=15)
+    # 16-bit grey -> 8-bit RGB: 0x1234 >> 8 = 0x12.
+    grey16 = np.full((2, 2), 0x1234, np.uint16)
+    ok, buf = cv2.imencode(".png", grey16)
+    np.testing.assert_array_equal(codecs.decode_image(buf.tobytes(), 4), np.full((2, 2, 3), 18))
+
+
+def test_class_shares_hand_worked():
+    # 1 of 4 pixels not road, 3 road.
+    shares = codecs.class_shares(np.array([[0, 1], [1, 1]], np.uint8), data.KITTI_ROAD)
+    assert shares == [
+        dict(id=0, name="not_road", color=None, share=0.25),
+        dict(id=1, name="road", color=[0, 255, 0], share=0.75),
+    ]
+
+
 # ---------------------------------------------------------------- the batcher alone
 
 
