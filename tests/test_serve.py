@@ -584,3 +584,36 @@ def test_page_in_chromium(served, tmp_path):
         assert " ms in all" in shown["time"]
     finally:
         browser.close()
+
+
+# ---------------------------------------------------------------- windowed prediction
+
+
+def test_slide_prediction_is_passed_through(trained_run, frames, tmp_path):
+    # --predict slide at scales 1,2: the synthetic 90x300 images are cut into 64x192 windows.
+    synth = [p for p in frames if "synth_" in p]
+    settings = dict(predict="slide", overlap=0.5, scales=(1.0, 2.0))
+    opts = infer.InferOptions(
+        run=trained_run,
+        inputs=tuple(synth),
+        out=str(tmp_path),
+        save_mask=True,
+        precision="float32",
+        **settings,
+    )
+    infer.run_inference(opts, log=lambda *a: None)
+    serve_opts = _options(trained_run, **settings)
+    with server.open_model(serve_opts) as model:
+        running = Running(server.make_service(model, serve_opts))
+        try:
+            status, _, answer = call(running.url, "GET", "/v1/models/fcn/metadata")
+            facts = json.loads(answer)["metadata"]["fcn"]
+            assert facts["prediction"] == {"predict": "slide", "overlap": 0.5, "scales": [1, 2]}
+            for path in synth:
+                status, _, answer = call(running.url, "POST", "/v1/segment", _read(path))
+                stem = os.path.splitext(os.path.basename(path))[0]
+                written = cv2.imread(str(tmp_path / f"{stem}_mask.png"), cv2.IMREAD_UNCHANGED)
+                assert status == 200
+                np.testing.assert_array_equal(_png(answer), written)
+        finally:
+            running.stop()
