@@ -56,8 +56,8 @@ EXCLUDED = {
             "python main.py serve --run runs/RUN --port 8501 --name fcn",
             "curl -s localhost:8501/v1/models/fcn",
             "curl -s localhost:8501/v1/models/fcn/metadata",
-            'curl -s -X POST localhost:8501/v1/models/fcn:predict -d "{\\"instances\\": '
-            '[{\\"b64\\": \\"$(base64 -w0 frame.png)\\"}]}"',
+            'printf \'{"instances": [{"b64": "%s"}]}\' "$(base64 -w0 frame.png)" > request.json',
+            "curl -s -X POST localhost:8501/v1/models/fcn:predict -d @request.json",
             'curl -s --data-binary @frame.png "localhost:8501/v1/segment?output=overlay" '
             "-o overlay.png",
             'curl -s --data-binary @frame.png "localhost:8501/v1/segment?output=json"',

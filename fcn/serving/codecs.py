@@ -110,7 +110,9 @@ def _instance_image(value, max_pixels, name):
         if array.size and (array.min() < 0 or array.max() > 255 or np.any(array % 1)):
             raise RequestError(f"{name} holds values outside the integers 0..255 (uint8 RGB)")
         return array.astype(np.uint8)
-    raise RequestError(f'{name} is a {type(value).__name__}; send {{"b64": "<base64 image>"}}')
+    raise RequestError(
+        f'{name} is a JSON {type(value).__name__}, not an image; send {{"b64": "<base64 image>"}}'
+    )
 
 
 def parse_predict(body, max_pixels, max_images):
