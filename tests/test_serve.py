@@ -7,6 +7,7 @@ import glob
 import http.client
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -23,6 +24,7 @@ from test_report import _DevTools, needs_chromium
 
 from conftest import KITTI_SAMPLE
 from fcn import data
+from fcn.errors import UserError
 from fcn.inference import infer
 from fcn.inference.predictor import Predictor
 from fcn.serving import codecs, server
@@ -617,3 +619,31 @@ def test_slide_prediction_is_passed_through(trained_run, frames, tmp_path):
                 np.testing.assert_array_equal(_png(answer), written)
         finally:
             running.stop()
+
+
+# ---------------------------------------------------------------- options
+
+
+def test_serve_flags_and_their_checks():
+    from fcn import cli
+
+    argv = ["serve", "--run", "r", "--max-wait-ms", "5", "--scales", "1,2", "--port", "0"]
+    opts = server.ServeOptions.from_args(cli.build_parser(only="serve").parse_args(argv))
+    assert (opts.run, opts.host, opts.max_wait_ms, opts.scales) == ("r", "127.0.0.1", 5.0, (1, 2))
+    assert opts.limits().max_wait_s == 0.005 and opts.limits().max_body == 64 << 20
+    for changes, says in [
+        (dict(port=70000), "--port must be in [0, 65535], got 70000"),
+        (dict(max_batch=0), "--max-batch must be >= 1, got 0"),
+        (dict(queue=0), "--queue must be >= 1, got 0"),
+        (dict(timeout_s=0), "--timeout-s must be > 0, got 0"),
+        (dict(name="a/b"), "--name 'a/b'"),
+        (dict(predict="tiles"), "--predict 'tiles' is not one of"),
+    ]:
+        with pytest.raises(UserError, match=re.escape(says)):
+            server.ServeOptions(run="r", **changes)
+    taken = server.bind("127.0.0.1", 0)
+    try:
+        with pytest.raises(UserError, match="pick another --port"):
+            server.bind("127.0.0.1", taken.getsockname()[1])
+    finally:
+        taken.close()
