@@ -26,7 +26,7 @@ demo: venv
 test: venv $(VENV)/.extras
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2 --dist loadfile
 
 lint: venv
 	$(PY) -m ruff check . && $(PY) -m ruff format --check .

@@ -66,10 +66,33 @@ _RANGES = dict(
     clahe_clip=_POSITIVE,
     clahe_grid=(1, None, True, False),
     overlay_every=_NON_NEGATIVE,
+    val_every=(1, None, True, False),
     keep_checkpoints=(1, None, True, False),
     max_train_images=_NON_NEGATIVE,
     peer_timeout=_POSITIVE,
 )
+
+
+# How a run's model predicts an image (fcn.inference.windows): recorded with the run, the default
+# of evaluate, infer and serve. Here (not in fcn.options) because Config has the fields too.
+PREDICT_MODES = ("whole", "slide")
+DEFAULT_OVERLAP = 0.25  # a quarter of each window predicted twice: its edge is a neighbour's middle
+PREDICT_HELP = (
+    "whole: each image squeezed into the network's input size (the reference path); slide: "
+    "windows of the network size over the image at --scales, blended (fcn.inference.windows)"
+)
+OVERLAP_HELP = "with --predict slide: windows' overlap, a fraction of the window"
+# 1: one scale, the image's own; several average their probabilities (DeepLab's eval_scales).
+SCALES_HELP = "image scale factors, comma-separated; several average their class probabilities"
+
+
+def parse_scales(text):
+    """'0.5,1,1.5' -> (0.5, 1.0, 1.5); an argparse error for anything that is not numbers (the
+    values are checked, once, by fcn.checks.scales)."""
+    try:
+        return tuple(float(v) for v in str(text).split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"scales must look like 0.5,1,1.5, got {text!r}") from None
 
 
 def field(default, help, choices=None, flag=True, **flag_options):
@@ -226,6 +249,11 @@ class Config:
         "evaluate, infer, export); d4 adds transposes (square --image-shape)",
         TTA_CHOICES,
     )
+    # Training validates the network-size copies (one window, so slide == whole there at scale
+    # 1); these are what the run's evaluate, infer and serve use unless told otherwise.
+    predict: str = field("whole", "how the run predicts by default: " + PREDICT_HELP, PREDICT_MODES)
+    overlap: float = field(DEFAULT_OVERLAP, OVERLAP_HELP)
+    scales: tuple = field((1.0,), SCALES_HELP, metavar="S,S", parse=parse_scales, shown="1")
     # auto: the positive class's IoU for binary datasets, mean IoU for multi-class ones.
     best_metric: str = field(
         "auto", "validation score that picks the best checkpoint", BEST_METRICS
@@ -233,6 +261,10 @@ class Config:
 
     # --- run management ---
     overlay_every: int = field(5, "write validation overlays every N epochs (0 = only last)")
+    # Validation costs a pass over the split (times the --tta copies) per epoch: a long recipe of
+    # short epochs validates every few. The last epoch always validates, so the best checkpoint
+    # is chosen among the validated epochs and the final figure is always there.
+    val_every: int = field(1, "validate every N epochs (the last epoch always)")
     # 1: a resume needs only the latest; the best is that checkpoint or one kept beside it, never
     # a copy (fcn.training.checkpoint), so a VGG16 run folder holds 0.8-1.7 GB of checkpoints.
     keep_checkpoints: int = field(1, "how many latest checkpoints to keep besides the best")
@@ -273,6 +305,8 @@ class Config:
             ),
             _rule(checks.width(self.width)),
             _rule(checks.threshold(self.threshold)),
+            _rule(checks.overlap(self.overlap)),
+            _rule(checks.scales(self.scales)),
             (
                 0 < self.repeat_threshold <= 1,
                 f"--repeat-threshold is a share of images, in (0, 1]; got {self.repeat_threshold}",
@@ -311,7 +345,7 @@ class Config:
                 f"config has unknown keys {unknown}; was it written by a newer version?"
             )
         values = dict(values)
-        for name in ("image_shape", "crop"):
+        for name in ("image_shape", "crop", "scales"):
             if name in values:
                 values[name] = tuple(values[name])
         return cls(**values)
@@ -364,8 +398,10 @@ def add_arguments(parser, cls=Config, defaults=None, only=None, recipe_defaults=
                 flag, action=argparse.BooleanOptionalAction, default=default, help=help_text
             )
             continue
-        shown = ("x".join(map(str, default)) or "off") if kind is tuple else default
-        shown = f.metadata.get("shown", shown)
+        if "shown" in f.metadata:
+            shown = f.metadata["shown"]
+        else:
+            shown = ("x".join(map(str, default)) or "off") if kind is tuple else default
         if recipe_defaults:
             shown = "the recipe's"
         if shown is not None:

@@ -21,7 +21,6 @@ The checks shared with Config (a threshold in (0, 1), a width in (0, 1], a batch
 are in fcn.checks. No TensorFlow is imported here, so every --help answers at once.
 """
 
-import argparse
 import dataclasses
 
 from fcn import checks, names
@@ -76,50 +75,32 @@ def tta():
     )
 
 
-# fcn.inference.windows takes these from here, so --help imports no OpenCV.
-PREDICT_MODES = ("whole", "slide")
-DEFAULT_OVERLAP = 0.25  # a quarter of each window predicted twice: its edge is a neighbour's middle
+# fcn.inference.windows takes these from fcn.config, so --help imports no OpenCV.
+PREDICT_MODES = cfg.PREDICT_MODES
+DEFAULT_OVERLAP = cfg.DEFAULT_OVERLAP
+parse_scales = cfg.parse_scales
+_THE_RUNS = "the run's (its config.json; whole for runs that name none)"
 
 
+# None: the run's own (Config.predict, .overlap, .scales), resolved by windows.chosen.
 def predict():
-    return cfg.field(
-        "whole",
-        "whole: each image squeezed into the network's input size (today's path); slide: "
-        "windows of the network size over the image at --scales, blended (fcn.inference.windows)",
-        PREDICT_MODES,
-    )
+    return cfg.field(None, cfg.PREDICT_HELP, PREDICT_MODES, shown=_THE_RUNS)
 
 
 def overlap():
-    return cfg.field(
-        DEFAULT_OVERLAP, "with --predict slide: windows' overlap, a fraction of the window"
-    )
-
-
-def parse_scales(text):
-    """'0.5,1,1.5' -> (0.5, 1.0, 1.5); an argparse error for anything that is not numbers (the
-    values are checked, once, by fcn.checks.scales)."""
-    try:
-        return tuple(float(v) for v in str(text).split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"scales must look like 0.5,1,1.5, got {text!r}") from None
+    return cfg.field(None, cfg.OVERLAP_HELP, shown=_THE_RUNS)
 
 
 def scales():
-    # 1: one scale, the image's own; several average their probabilities (DeepLab's eval_scales).
-    return cfg.field(
-        (1.0,),
-        "image scale factors, comma-separated; several average their class probabilities",
-        metavar="S,S",
-        parse=parse_scales,
-        shown="1",
-    )
+    return cfg.field(None, cfg.SCALES_HELP, metavar="S,S", parse=parse_scales, shown=_THE_RUNS)
 
 
 def prediction_problems(opts):
-    """The checks of --overlap and --scales (fcn.checks), for any options with those fields."""
-    yield checks.overlap(opts.overlap)
-    yield checks.scales(opts.scales)
+    """The checks of --overlap and --scales (fcn.checks) where given (None: the run's)."""
+    if opts.overlap is not None:
+        yield checks.overlap(opts.overlap)
+    if opts.scales is not None:
+        yield checks.scales(opts.scales)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -116,6 +116,26 @@ def test_crop_trains_on_windows_and_validates_whole_images(tiny_config, tmp_path
     assert saved.crop == (32, 96)
 
 
+def test_val_every_validates_every_nth_epoch_and_the_last(tiny_config, tmp_path, monkeypatch):
+    validated = []
+    real_validate = validation.validate
+
+    def spy_validate(*args, **kwargs):
+        validated.append(len(validated))
+        return real_validate(*args, **kwargs)
+
+    monkeypatch.setattr(validation, "validate", spy_validate)
+    cfg = tiny_config(tmp_path, epochs=3, val_every=2, overlay_every=0)
+    run_dir, summary = train.train(cfg, log=lambda *a: None)
+    with open(os.path.join(run_dir, "log.jsonl")) as f:
+        records = [json.loads(line) for line in f]
+    # Epoch 2 (every 2nd) and epoch 3 (the last); epoch 1 keeps its training figures only.
+    assert len(validated) == 2
+    assert [("val_iou" in r) for r in records] == [False, True, True]
+    assert all("train_loss" in r and "seconds" in r for r in records)
+    assert summary["best_epoch"] in (2, 3) and summary["final_val_iou"] is not None
+
+
 def test_overlay_paints_green_only_where_road():
     from fcn.inference import overlays
 
@@ -144,6 +164,7 @@ def test_config_flags_round_trip():
         (["--epochs", "-1"], "--epochs must be >= 0"),
         (["--image-shape", "16x576"], "too small"),
         (["--keep-prob", "0"], "--keep-prob"),
+        (["--val-every", "0"], "--val-every must be >= 1"),
     ],
 )
 def test_invalid_flags_are_one_line_errors(flags, message):

@@ -192,3 +192,31 @@ def test_evaluate_records_the_prediction(trained_run, tmp_path):
     assert "slide, windows of the network size overlapping 0.5, at scales 0.5, 1" in summary
     with pytest.raises(UserError, match="--scales must be factors > 0"):
         InferOptions(scales=(-1.0,))
+
+
+def test_a_run_names_its_prediction_and_the_flags_override_it(trained_run, tmp_path):
+    import json
+    import os
+    import shutil
+
+    from fcn import config
+    from fcn.evaluation.evaluate import EvaluateOptions, evaluate_run
+
+    run = str(tmp_path / "run")
+    shutil.copytree(trained_run, run)
+    path = os.path.join(run, "config.json")
+    saved = json.load(open(path))
+    assert saved["predict"] == "whole" and saved["scales"] == [1.0]  # what every run records
+    saved.update(predict="slide", overlap=0.5, scales=[0.5, 1.0])
+    json.dump(saved, open(path, "w"))
+    assert config.Config.from_dict(saved).scales == (0.5, 1.0)
+    assert EvaluateOptions(run=run).predict is None  # no flag: the run's
+    metrics = os.path.join(run, "eval", "metrics.json")
+    evaluate_run(run, log=lambda *a: None)
+    m = json.load(open(metrics))
+    assert (m["predict"], m["overlap"], m["scales"]) == ("slide", 0.5, [0.5, 1.0])
+    evaluate_run(run, log=lambda *a: None, scales=(1.0,))  # one flag; the others the run's
+    m = json.load(open(metrics))
+    assert (m["predict"], m["overlap"], m["scales"]) == ("slide", 0.5, [1.0])
+    with pytest.raises(UserError, match="--overlap must be in"):
+        config.Config.from_dict({**saved, "overlap": 1.5})

@@ -141,7 +141,8 @@ def run_evaluation(opts, log=print):
     opened = restore.open_predictor(
         run_dir, opts.precision, opts.checkpoint, tta=opts.tta, batch_size=BATCH_SIZE
     )
-    with windows.wrap(opened, opts.predict, opts.overlap, opts.scales) as restored:
+    how = windows.chosen(opts, opened.config)  # (predict, overlap, scales)
+    with windows.wrap(opened, *how) as restored:
         config = restored.config
         data_dir = opts.data_dir or config.data_dir
         threshold = restored.threshold if opts.threshold is None else opts.threshold
@@ -165,7 +166,7 @@ def run_evaluation(opts, log=print):
         refined = (f" averaged over --tta {tta} copies" if tta != "none" else "") + (
             " with DenseCRF" if crf else ""
         )
-        refined += windows.describe(opts.predict, opts.overlap, opts.scales)
+        refined += windows.describe(*how)
         log(
             f"evaluating {restored.source}{refined} on {len(examples)} image(s) of {data_dir} "
             f"({split})"
@@ -191,7 +192,7 @@ def run_evaluation(opts, log=print):
         crf=bool(crf),
         tta=restored.tta,
         precision=restored.precision,
-        **windows.settings(opts.predict, opts.overlap, opts.scales),
+        **windows.settings(*how),
     )
     out_dir = os.path.join(run_dir, EVAL_DIR)
     written = reports.write_reports(out_dir, result, rows, ranked, spec)

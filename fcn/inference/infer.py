@@ -163,7 +163,8 @@ def run_inference(opts, log=print):
 
     batch_size = opts.batch_size
     opened = restore.open_predictor(opts.run, opts.precision, tta=opts.tta, batch_size=batch_size)
-    with windows.wrap(opened, opts.predict, opts.overlap, opts.scales) as model:
+    how = windows.chosen(opts, opened.config)  # (predict, overlap, scales)
+    with windows.wrap(opened, *how) as model:
         probes = media.check_readable(jobs, warn=log)
         if opts.save_prob and model.spec.task != "binary":
             raise UserError(
@@ -182,7 +183,7 @@ def run_inference(opts, log=print):
         total = len(images) + sum(p[1] or 0 for _, p in videos)
         h, w = model.network_size
         tta = f", --tta {model.tta}" if model.tta != "none" else ""
-        tta += windows.describe(opts.predict, opts.overlap, opts.scales)
+        tta += windows.describe(*how)
         log(
             f"model {model.source} (input {h}x{w}{tta}, {model.precision}); {len(images)} images, "
             f"{len(videos)} videos"

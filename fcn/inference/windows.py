@@ -50,12 +50,13 @@ itself, today's path untouched.
 import cv2
 import numpy as np
 
-from fcn import checks, options
+from fcn import checks
+from fcn import config as cfg
 from fcn.data.augment import IMAGE_BORDER
 from fcn.inference.predictor import Predictor, checked_images
 
-PREDICT_MODES = options.PREDICT_MODES  # whole, slide
-DEFAULT_OVERLAP = options.DEFAULT_OVERLAP
+PREDICT_MODES = cfg.PREDICT_MODES  # whole, slide
+DEFAULT_OVERLAP = cfg.DEFAULT_OVERLAP
 WEIGHT_FLOOR = 0.1  # the window-edge weight relative to its centre's 1
 
 
@@ -212,10 +213,23 @@ def _at(inner, predict, overlap, scale):
     return ScaledPredictor(inner, scale)
 
 
+def chosen(opts, config):
+    """(predict, overlap, scales): the options' where given, else the run's own (its Config's
+    predict, overlap and scales; a config without them, or none, predicts whole)."""
+    return tuple(
+        given if given is not None else getattr(config, name, default)
+        for name, given, default in (
+            ("predict", opts.predict, "whole"),
+            ("overlap", opts.overlap, DEFAULT_OVERLAP),
+            ("scales", opts.scales, (1.0,)),
+        )
+    )
+
+
 def wrap(predictor, predict="whole", overlap=DEFAULT_OVERLAP, scales=(1.0,)):
-    """The predictor as --predict, --overlap and --scales ask: itself for whole at scale 1
-    (today's path), a SlidePredictor or ScaledPredictor for one scale, else a
-    MultiScalePredictor. Closing the result closes `predictor`."""
+    """The predictor as --predict, --overlap and --scales ask (`chosen` fills in the run's):
+    itself for whole at scale 1 (today's path), a SlidePredictor or ScaledPredictor for one
+    scale, else a MultiScalePredictor. Closing the result closes `predictor`."""
     scales = tuple(float(s) for s in scales)
     problems = [checks.one_of("--predict", predict, PREDICT_MODES), checks.overlap(overlap)]
     checks.raise_first(problems + [checks.scales(scales)])

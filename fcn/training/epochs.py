@@ -195,7 +195,8 @@ def fit(sess, model, config, spec, splits, ckpts, progress, history, writer, log
                 "seconds": time.time() - t_epoch,
             }
             masks = None
-            if len(val_split.images):
+            last = epoch == config.epochs
+            if len(val_split.images) and (last or epoch % config.val_every == 0):
                 scores, masks = validation.validate(sess, model, val_split, spec, config)
                 record.update(scores)
             history.append(record)
@@ -213,7 +214,6 @@ def fit(sess, model, config, spec, splits, ckpts, progress, history, writer, log
             if masks is not None:  # a few validation overlays in TensorBoard's Images tab
                 _log_overlays(writer, step, val_split, masks[:_TB_IMAGES], spec)
             _log_scalars(writer, step, record)
-            last = epoch == config.epochs
             if masks is not None and (
                 last or (config.overlay_every and epoch % config.overlay_every == 0)
             ):
