@@ -124,7 +124,8 @@ def offline(trained_run, frames, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def model(trained_run):
-    with server.open_model(_options(trained_run)) as opened:
+    opened, _ = server.open_model(_options(trained_run))
+    with opened:
         yield opened
 
 
@@ -605,8 +606,9 @@ def test_slide_prediction_is_passed_through(trained_run, frames, tmp_path):
     )
     infer.run_inference(opts, log=lambda *a: None)
     serve_opts = _options(trained_run, **settings)
-    with server.open_model(serve_opts) as model:
-        running = Running(server.make_service(model, serve_opts))
+    model, how = server.open_model(serve_opts)
+    with model:
+        running = Running(server.make_service(model, serve_opts, how))
         try:
             status, _, answer = call(running.url, "GET", "/v1/models/fcn/metadata")
             facts = json.loads(answer)["metadata"]["fcn"]

@@ -71,11 +71,12 @@ def measure(opts, paths, clients=(1, 4, 8), requests=64, log=print):
     bodies = [open(p, "rb").read() for p in paths]
     images = [data.read_image(p, warn=None) for p in paths]
     rows = []
-    with server.open_model(opts) as model:
+    model, how = server.open_model(opts)
+    with model:
         # Offline images: as many as a served row sends, so both take about as long.
         stack = (images * (requests // len(images) + 1))[:requests]
         model.predict_each(stack[: opts.max_batch])  # kernel selection is not throughput
-        service = server.make_service(model, opts)
+        service = server.make_service(model, opts, how)
         sock = server.bind(opts.host, 0)
         url = server.address(sock)
         uv = server.uvicorn_server(create_app(service))

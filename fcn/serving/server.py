@@ -77,21 +77,23 @@ class ServeOptions(options.Options):
 
 
 def open_model(opts):
-    """The Predictor `infer` would use for these options (the caller closes it)."""
+    """(the Predictor `infer` would use for these options, which the caller closes; how:
+    (predict, overlap, scales), the flags where given, else the run's own: windows.chosen)."""
     from fcn.inference import restore, windows  # TensorFlow: imported only here
 
     opened = restore.open_predictor(
         opts.run, opts.precision, tta=opts.tta, batch_size=opts.max_batch
     )
-    return windows.wrap(opened, opts.predict, opts.overlap, opts.scales)
+    how = windows.chosen(opts, opened.config)
+    return windows.wrap(opened, *how), how
 
 
-def make_service(predictor, opts):
+def make_service(predictor, opts, how=("whole", None, (1.0,))):
+    """The Service over a Predictor; how: open_model's (predict, overlap, scales)."""
     from fcn.inference import windows
 
-    about = dict(prediction=windows.settings(opts.predict, opts.overlap, opts.scales))
-    threshold = opts.threshold
-    return Service(predictor, opts.name, opts.limits(), opts.alpha, threshold, about)
+    about = dict(prediction=windows.settings(*how))
+    return Service(predictor, opts.name, opts.limits(), opts.alpha, opts.threshold, about)
 
 
 def bind(host, port):
@@ -127,15 +129,19 @@ def address(sock):
 
 def serve(opts, log=print):
     """Serve until SIGTERM or Ctrl-C; returns when every request in flight is answered."""
-    with open_model(opts) as model:
+    from fcn.inference import windows
+
+    model, chosen = open_model(opts)
+    with model:
         h, w = model.network_size
         model.predict_each([np.zeros((h, w, 3), np.uint8)])  # kernel selection is not latency
-        service = make_service(model, opts)
+        service = make_service(model, opts, chosen)
         sock = bind(opts.host, opts.port)
         where = address(sock)
         scope = "loopback only" if opts.host in ("127.0.0.1", "localhost", "::1") else "network"
+        how = windows.describe(*chosen)
         log(
-            f"serving {model.source} as {opts.name!r} on {where} ({scope}; input {h}x{w}, "
+            f"serving {model.source} as {opts.name!r} on {where} ({scope}; input {h}x{w}{how}, "
             f"{model.precision}, batches of up to {opts.max_batch}): {where}/ for the page, "
             f"{where}/v1/models/{opts.name}:predict for TF Serving clients"
         )
