@@ -38,6 +38,10 @@ COMMANDS = {
         "export a run as a self-contained SavedModel (+ frozen graph, ONNX)",
         "fcn.commands.export",
     ),
+    "serve": (
+        "serve a run or export over HTTP: TF Serving's REST API, a page, metrics",
+        "fcn.commands.serve",
+    ),
     "report": ("rebuild runs' web pages (RUN/index.html, runs/index.html)", "fcn.commands.report"),
 }
 

@@ -51,6 +51,24 @@ EXCLUDED = {
     "pip install -r requirements-extra.txt": "PyPI (network); `make test` installs it",
     "tensorboard --logdir runs": "a server that runs until stopped",
     "python main.py [command] [flags]": "a synopsis, not a command",
+    **dict.fromkeys(
+        [
+            "python main.py serve --run runs/RUN --port 8501 --name fcn",
+            "curl -s localhost:8501/v1/models/fcn",
+            "curl -s localhost:8501/v1/models/fcn/metadata",
+            'printf \'{"instances": [{"b64": "%s"}]}\' "$(base64 -w0 frame.png)" > request.json',
+            "curl -s -X POST localhost:8501/v1/models/fcn:predict -d @request.json",
+            'curl -s --data-binary @frame.png "localhost:8501/v1/segment?output=overlay" '
+            "-o overlay.png",
+            'curl -s --data-binary @frame.png "localhost:8501/v1/segment?output=json"',
+            "curl -s localhost:8501/metrics",
+        ],
+        "a server that runs until stopped, and its clients: tests/test_serve.py starts it on "
+        "127.0.0.1 and sends each endpoint these requests' bodies",
+    ),
+    "python -m fcn.bench.serve --run runs/RUN --images data/data_road/testing/image_2": (
+        "a measurement of minutes (docs/performance.md); tests/test_serve.py covers the server"
+    ),
 }
 
 # README command -> (what runs: placeholders filled, README flags added, {host1}/{host2}

@@ -31,12 +31,27 @@ def read_image(path, warn=print, grey_ok=False):
         raw = cv2.imread(path, cv2.IMREAD_UNCHANGED)
     if raw is None or raw.size == 0 or _is_cut_off_jpeg(path):
         raise UserError(f"cannot read image {path}: missing, truncated or not an image; replace it")
-    notes = ["palette -> RGB"] if _is_palette_png(path) else []
+    return _to_rgb(raw, path, _is_palette_png(path), warn, grey_ok)
+
+
+def decode_image(encoded, name="image", warn=None, grey_ok=False):
+    """read_image for encoded bytes (a PNG/JPEG/BMP/TIFF file's contents, e.g. an HTTP body):
+    the same decoder and conversions, so the pixels equal read_image's of that file."""
+    buf = np.frombuffer(encoded, np.uint8)
+    raw = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED) if buf.size else None
+    if raw is None or raw.size == 0 or _cut_off_jpeg_bytes(bytes(encoded[:2]), encoded):
+        raise UserError(f"cannot decode {name}: truncated or not a PNG/JPEG/BMP/TIFF image")
+    return _to_rgb(raw, name, _palette_png_head(bytes(encoded[:26])), warn, grey_ok)
+
+
+def _to_rgb(raw, name, palette, warn, grey_ok):
+    """A decoded image (H, W[, 1|3|4]) uint8/uint16 (BGR order) -> uint8 RGB (H, W, 3)."""
+    notes = ["palette -> RGB"] if palette else []
     if raw.dtype == np.uint16:
         raw = (raw >> 8).astype(np.uint8)
         notes.append("16-bit -> 8-bit")
     elif raw.dtype != np.uint8:
-        raise UserError(f"image {path} has unsupported sample type {raw.dtype}; save it as 8-bit")
+        raise UserError(f"image {name} has unsupported sample type {raw.dtype}; save it as 8-bit")
     if raw.ndim == 2:
         rgb = cv2.cvtColor(raw, cv2.COLOR_GRAY2RGB)
         if not grey_ok:
@@ -47,7 +62,7 @@ def read_image(path, warn=print, grey_ok=False):
     else:
         rgb = cv2.cvtColor(raw, cv2.COLOR_BGR2RGB)
     if notes and warn:
-        warn(f"warning: {path}: {', '.join(notes)}")
+        warn(f"warning: {name}: {', '.join(notes)}")
     return rgb
 
 
@@ -68,11 +83,17 @@ def _is_cut_off_jpeg(path):
     """libjpeg decodes a cut-off JPEG with grey filler and only a warning. A whole one ends with
     the EOI marker FF D9 (maybe plus a little padding); entropy-coded data never contains it."""
     with open(path, "rb") as f:
-        if f.read(2) != _JPEG_SOI:
+        head = f.read(2)
+        if head != _JPEG_SOI:
             return False
         f.seek(0, os.SEEK_END)
         f.seek(max(0, f.tell() - _JPEG_TAIL))
         return _JPEG_EOI not in f.read()
+
+
+def _cut_off_jpeg_bytes(head, encoded):
+    """_is_cut_off_jpeg for bytes in memory."""
+    return head == _JPEG_SOI and _JPEG_EOI not in bytes(encoded[-_JPEG_TAIL:])
 
 
 def _is_palette_png(path):
@@ -82,4 +103,8 @@ def _is_palette_png(path):
             head = f.read(26)
     except OSError:
         return False
+    return _palette_png_head(head)
+
+
+def _palette_png_head(head):
     return head[:8] == _PNG_SIGNATURE and len(head) == 26 and head[25] == 3
