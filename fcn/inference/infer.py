@@ -22,7 +22,7 @@ from fcn.config import field
 from fcn.data import task
 from fcn.errors import UserError
 from fcn.inference import crf as densecrf
-from fcn.inference import media, overlays, windows
+from fcn.inference import backends, media, overlays, windows
 from fcn.inference.predictor import DEFAULT_BATCH_SIZE
 
 DEFAULT_ALPHA = 0.5
@@ -46,6 +46,9 @@ class InferOptions(options.Options):
     )
     batch_size: int = field(DEFAULT_BATCH_SIZE, "images per forward pass")
     precision: str = options.precision()
+    backend: str = options.backend()
+    int8: bool = options.int8()
+    threads: int = options.threads()
     crf: bool = options.crf()
     tta: bool = options.tta()
     predict: str = options.predict()
@@ -64,6 +67,7 @@ class InferOptions(options.Options):
         yield checks.in_range("--alpha", self.alpha, 0, 1, low_closed=True, high_closed=True)
         yield checks.batch_size(self.batch_size)
         yield from options.prediction_problems(self)
+        yield from options.backend_problems(self)
         if self.threshold is not None:
             yield checks.threshold(self.threshold)
 
@@ -159,10 +163,11 @@ def run_inference(opts, log=print):
         media.collect_inputs(opts.inputs), out_dir, opts.save_prob, opts.save_mask
     )
 
-    from fcn.inference import restore  # TensorFlow: imported only when a model is needed
-
     batch_size = opts.batch_size
-    opened = restore.open_predictor(opts.run, opts.precision, tta=opts.tta, batch_size=batch_size)
+    opened = backends.open_backend(
+        opts.run, opts.backend, opts.int8, opts.threads, opts.precision, tta=opts.tta,
+        batch_size=batch_size,
+    )  # fmt: skip
     with windows.wrap(opened, opts.predict, opts.overlap, opts.scales) as model:
         probes = media.check_readable(jobs, warn=log)
         if opts.save_prob and model.spec.task != "binary":
