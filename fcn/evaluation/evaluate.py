@@ -27,8 +27,8 @@ from fcn.errors import UserError
 from fcn.evaluation import cityscapes, reports
 from fcn.evaluation.kitti import devkit, submission
 from fcn.evaluation.scoring import BATCH_SIZE, DEFAULT_WORST, DatasetScores, score_examples
-from fcn.inference import crf as densecrf
 from fcn.inference import backends, windows
+from fcn.inference import crf as densecrf
 
 EVAL_DIR = names.EVAL_DIR
 SPLITS = ("val", "train", "all")

@@ -21,8 +21,8 @@ from fcn import checks, data, options
 from fcn.config import field
 from fcn.data import task
 from fcn.errors import UserError
-from fcn.inference import crf as densecrf
 from fcn.inference import backends, media, overlays, windows
+from fcn.inference import crf as densecrf
 from fcn.inference.predictor import DEFAULT_BATCH_SIZE
 
 DEFAULT_ALPHA = 0.5
