@@ -55,22 +55,30 @@ class Compared(Predictor):
         self.inner.close()
 
 
-def measure(export_dir, names, examples, spec, threshold, threads=None, log=print):
+def measure(
+    export_dir, names, examples, spec, threshold, threads=None, log=print, tf_precision="float32"
+):
     """export.json's "quality": each key of `names` scored on `examples` (the validation
-    split) and compared with TF float32 (scored first, whether asked or not)."""
-    order = [REFERENCE] + [n for n in names if n != REFERENCE]
+    split) and compared with the reference, TF float32 (scored first, whether asked or not).
+    tf_precision: the precision of the "tf" entry (bench times TF in bfloat16 too)."""
+    # (key, TF precision) to score, the reference first; "tf" in float32 is the reference itself.
+    keep_reference = REFERENCE in names and tf_precision == "float32"
+    others = [n for n in names if n != REFERENCE or not keep_reference]
+    todo = [(REFERENCE, "float32")] + [(n, tf_precision) for n in others]
     scored, reference, what = {}, None, None
-    for name in order:
+    for name, prec in todo:
         backend, int8 = backends.split_key(name)
         opened = backends.open_backend(
-            export_dir, backend, int8, threads, "float32", batch_size=BATCH_SIZE
+            export_dir, backend, int8, threads, prec, batch_size=BATCH_SIZE
         )
         with Compared(opened, reference) as model:
             scores, _, _ = score_examples(model, examples, spec, threshold, worst=0, log=None)
         what, value = headline_score(scores.result(), spec)
-        scored[name] = {"score": value, "mask_pixels_differ": model.share()}
         if reference is None:
             reference = model.masks
+            if not keep_reference:
+                continue
+        scored[name] = {"score": value, "mask_pixels_differ": model.share()}
         log(
             f"  {name}: {what} {value:.4f} on {len(examples)} validation images, "
             f"{100 * model.share():.3f}% of mask pixels differ from TF float32"
@@ -81,6 +89,7 @@ def measure(export_dir, names, examples, spec, threshold, threads=None, log=prin
             "images": len(examples),
             "metric": what,
             "reference": "tf float32 (saved_model.pb)",
+            "tf_precision": tf_precision,
             "backends": scored,
         }
     )
