@@ -207,3 +207,26 @@ def test_calibration_set_too_small_leaves_no_export(trained_run, tmp_path):
         export.ExportOptions(run=trained_run, out=str(out), int8=True)
     with pytest.raises(UserError, match="--calibration-images must be >= 1"):
         export.ExportOptions(run=trained_run, out=str(out), onnx=True, calibration_images=0)
+
+
+def test_bench_times_each_backend_side_by_side(exported, tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    argv = ["bench", "--run", exported, "--backends", "onnxruntime,onnxruntime-int8"]
+    assert cli.main(argv + ["--calls", "2", "--threads", "1", "--json", str(out)]) == 0
+    result = runs.read_json(str(out))
+    assert list(result["backends"]) == ["onnxruntime", "onnxruntime-int8"]
+    assert result["image_shape"] == [64, 192] and result["threads"] == 1
+    assert result["metric"] == "road IoU"
+    for figures in result["backends"].values():
+        assert figures["img_s_b1"] > 0 and figures["img_s_b8"] > 0
+        assert 0 < figures["p50_ms"] <= figures["p99_ms"]
+        assert figures["peak_rss_mb"] > 0 and 0 <= figures["mask_pixels_differ"] < 0.02
+    table = capsys.readouterr().out
+    assert "| onnxruntime-int8 | int8 |" in table
+
+
+def test_bench_backends_need_an_export(capsys):
+    assert cli.main(["bench", "--backends", "tf,onnxruntime"]) == 2
+    assert "add --run EXPORT" in capsys.readouterr().err
+    assert cli.main(["bench", "--run", "x", "--backends", "tf,tensorrt"]) == 2
+    assert "'tensorrt' is not one of" in capsys.readouterr().err
