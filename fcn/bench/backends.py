@@ -3,14 +3,20 @@ opened as every command opens it (fcn.inference.backends.open_backend) with the 
 
 Per backend key, on random uint8 images at the network size (h, w) (every backend resizes
 inside or outside to that size, so this times the network and the path around it):
-    img_s_b1, img_s_b8   images/s predicting batches of 1 and of 8 (after one warm-up batch)
-    p50_ms, p99_ms       latency of one image (batch 1), median and 99th percentile
-    peak_rss_mb          the process's peak resident memory from opening the backend to its
-                         last timing (Linux: VmHWM, reset before each backend)
-    score, mask_pixels_differ   (--quality) the headline validation score and the share of
-                         mask pixels that differ from float TensorFlow (fcn.inference.quality)
+    img_s_b1, img_s_b8   images/s predicting batches of 1 and of 8
+    p50_ms, p99_ms       latency of one image (batch 1), median and 99th percentile (linear
+                         interpolation: of 3 x 10 calls, between the two slowest)
+    peak_rss_mb          the resident memory the backend added at its peak, from opening it to
+                         its warm-up batches (Linux VmHWM, reset before each backend, less the
+                         resident memory before it)
+    score, mask_pixels_differ   (where the run's validation images can be read) the headline
+                         validation score and the share of mask pixels that differ from float
+                         TensorFlow (fcn.inference.quality)
+All backends are open at once and the timings interleave: each of REPEATS rounds times every
+backend in turn, so a busy spell on a shared machine hits all of them alike.
 """
 
+import contextlib
 import time
 
 import numpy as np
@@ -18,8 +24,8 @@ import numpy as np
 from fcn.inference import backends
 
 BATCHES = (1, 8)
-WARMUP = 1
-DEFAULT_CALLS = 20  # per batch size: p99 of 20 latencies is their maximum, said in the docs
+REPEATS = 3
+DEFAULT_CALLS = 10  # per batch size and round
 
 
 def _reset_peak():
@@ -31,57 +37,71 @@ def _reset_peak():
         pass
 
 
-def _peak_rss_mb():
+def _status_mb(field):
+    """VmRSS or VmHWM of this process in MB (0 where /proc is not there)."""
     try:
         with open("/proc/self/status") as f:
-            line = next(li for li in f if li.startswith("VmHWM:"))
+            line = next(li for li in f if li.startswith(field + ":"))
         return int(line.split()[1]) / 1024  # kB
     except (OSError, StopIteration, ValueError):
-        import resource
-
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        return 0.0
 
 
-def time_predictor(model, calls, seed=0):
-    """{img_s_b1, img_s_b8, p50_ms, p99_ms} of `model` (a Predictor): `calls` timed calls per
-    batch size, images at its network size."""
-    h, w = model.network_size
+def _batches(network_size, seed=0):
+    h, w = network_size
     rng = np.random.default_rng(seed)
-    out = {}
-    for b in BATCHES:
-        batch = rng.integers(0, 256, (b, h, w, 3), dtype=np.uint8)
-        model.batch_size = max(model.batch_size, b)
-        for _ in range(WARMUP):
-            model.predict(batch)
-        seconds = []
-        for _ in range(calls):
-            t0 = time.perf_counter()
-            model.predict(batch)
-            seconds.append(time.perf_counter() - t0)
-        out[f"img_s_b{b}"] = b * len(seconds) / sum(seconds)
-        if b == 1:
-            out["p50_ms"] = 1000 * float(np.percentile(seconds, 50))
-            out["p99_ms"] = 1000 * float(np.percentile(seconds, 99))
-    return out
+    return {b: rng.integers(0, 256, (b, h, w, 3), dtype=np.uint8) for b in BATCHES}
 
 
-def measure(path, names, threads=None, precision_name="auto", calls=10, log=print):
+def _timed(model, batch, calls):
+    seconds = []
+    for _ in range(calls):
+        t0 = time.perf_counter()
+        model.predict(batch)
+        seconds.append(time.perf_counter() - t0)
+    return seconds
+
+
+def measure(path, names, threads=None, precision_name="auto", calls=DEFAULT_CALLS, log=print):
     """{key: figures} for each backend key of `names` on the export (or, for tf alone, run)
     folder `path`."""
     threads = threads or backends.default_threads()
-    results = {}
-    for name in names:
-        backend, int8 = backends.split_key(name)
-        _reset_peak()
-        with backends.open_backend(path, backend, int8, threads, precision_name) as model:
-            figures = time_predictor(model, calls)
-            figures["precision"] = model.precision
-        figures["peak_rss_mb"] = _peak_rss_mb()
-        results[name] = figures
-        log(
-            f"{name}: {figures['img_s_b1']:.2f} img/s at batch 1, {figures['img_s_b8']:.2f} at "
-            f"batch 8, p50 {figures['p50_ms']:.1f} ms, p99 {figures['p99_ms']:.1f} ms"
-        )
+    with contextlib.ExitStack() as stack:
+        opened, peaks, batches = {}, {}, None
+        for name in names:
+            backend, int8 = backends.split_key(name)
+            before = _status_mb("VmRSS")
+            _reset_peak()
+            model = backends.open_backend(path, backend, int8, threads, precision_name)
+            stack.enter_context(model)
+            model.batch_size = max(model.batch_size, *BATCHES)
+            batches = batches or _batches(model.network_size)
+            for batch in batches.values():  # warm-up: graph rewrites, kernel choices
+                model.predict(batch)
+            peaks[name] = _status_mb("VmHWM") - before
+            opened[name] = model
+        seconds = {name: {b: [] for b in BATCHES} for name in names}
+        for r in range(REPEATS):
+            for name, model in opened.items():
+                for b, batch in batches.items():
+                    seconds[name][b] += _timed(model, batch, calls)
+            log(f"round {r + 1}/{REPEATS} done")
+        results = {}
+        for name, model in opened.items():
+            s = seconds[name]
+            figures = {f"img_s_b{b}": b * len(s[b]) / sum(s[b]) for b in BATCHES}
+            figures.update(
+                p50_ms=1000 * float(np.percentile(s[1], 50)),
+                p99_ms=1000 * float(np.percentile(s[1], 99)),
+                peak_rss_mb=peaks[name],
+                precision=model.precision,
+            )
+            results[name] = figures
+            log(
+                f"{name}: {figures['img_s_b1']:.2f} img/s at batch 1, {figures['img_s_b8']:.2f} "
+                f"at batch 8, p50 {figures['p50_ms']:.1f} ms, p99 {figures['p99_ms']:.1f} ms, "
+                f"+{peaks[name]:.0f} MB"
+            )
     return results
 
 
@@ -134,7 +154,7 @@ def format_table(result):
     metric = result["metric"] or "val score"
     lines = [
         f"backends at {h}x{w}, {result['threads']} threads; {result['cpu']}",
-        f"| backend | precision | img/s b1 | img/s b8 | p50 ms b1 | p99 ms b1 | peak MB "
+        f"| backend | precision | img/s b1 | img/s b8 | p50 ms b1 | p99 ms b1 | peak MB added "
         f"| {metric} | mask px differ from TF float32 |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
