@@ -4,9 +4,10 @@ QDQ format (QuantizeLinear/DequantizeLinear pairs around each quantised op, whic
 fuses into int8 kernels), per-channel int8 weights, uint8 activations (the u8s8 kernels that
 x86's VNNI instructions run), activation ranges from MinMax calibration on training images.
 
-Only the network's convolutions are quantised (QUANTIZED_OPS): the prediction path's resize to the network size, normalisation, softmax, bilinear upsampling
-and decision around it stay float32, so the int8 model takes the same uint8 images of any size
-and gives probabilities that sum to 1 at each image's own size.
+Only the network's convolutions are quantised (QUANTIZED_OPS): the prediction path's resize to
+the network size, normalisation, transposed convolutions, softmax, bilinear upsampling and
+decision around them stay float32, so the int8 model takes the same uint8 images of any size and
+gives probabilities that sum to 1 at each image's own size.
 
 Calibration feeds each image alone, at its own size, through the whole graph (the resize in it
 included), so the ranges are those of the pixels the network sees when predicting.
