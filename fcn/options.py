@@ -16,7 +16,7 @@ or required) are written by hand in the command, their values still land in the 
 
 This module holds what the commands share, written once: the fields of the flags several
 commands have (--checkpoint, --threshold, --precision, --crf, --no-tta, --predict, --overlap,
---scales) and the base class.
+--scales, --backend, --int8, --threads) and the base class.
 The checks shared with Config (a threshold in (0, 1), a width in (0, 1], a batch size >= 1)
 are in fcn.checks. No TensorFlow is imported here, so every --help answers at once.
 """
@@ -25,6 +25,7 @@ import dataclasses
 
 from fcn import checks, names
 from fcn import config as cfg
+from fcn.inference import backends  # no TensorFlow either
 from fcn.inference.predictor import DEFAULT_PRECISION  # numpy only, no TensorFlow
 
 
@@ -93,6 +94,36 @@ def overlap():
 
 def scales():
     return cfg.field(None, cfg.SCALES_HELP, metavar="S,S", parse=parse_scales, shown=_THE_RUNS)
+
+
+def backend():
+    return cfg.field(
+        backends.DEFAULT_BACKEND,
+        "runtime to predict with: tf (a run or an export), onnxruntime or tflite (an export's "
+        "model.onnx / model.tflite)",
+        backends.BACKENDS,
+    )
+
+
+def int8():
+    return cfg.field(
+        False,
+        "with --backend onnxruntime or tflite: the export's int8 file (export --int8)",
+        action="store_true",
+    )
+
+
+def threads():
+    # Every backend's intra-op threads (oneDNN, ONNX Runtime, XNNPACK), so figures compare.
+    return cfg.field(None, "intra-op threads of the backend", metavar="N", shown="the cores")
+
+
+def backend_problems(opts):
+    """The checks of --backend, --int8 and --threads, for any options with those fields."""
+    if opts.int8 and opts.backend == backends.TF:
+        yield "--int8 picks an export's quantised file: add --backend onnxruntime or tflite"
+    if opts.threads is not None:
+        yield checks.at_least("--threads", opts.threads, 1)
 
 
 def prediction_problems(opts):

@@ -45,12 +45,13 @@ def resolve(precision):
     return precision
 
 
-def session_config(precision="float32", xla=False):
-    """A ConfigProto with the mixed-precision rewrite for an already resolved precision."""
+def session_config(precision="float32", xla=False, threads=None):
+    """A ConfigProto with the mixed-precision rewrite for an already resolved precision;
+    threads: intra-op threads (oneDNN's), None for the machine's cores."""
     config = tf.ConfigProto()
     config.gpu_options.allow_growth = True
     # Use the cores we have for intra-op parallelism; inter-op 2 lets data and compute overlap.
-    config.intra_op_parallelism_threads = os.cpu_count() or 0
+    config.intra_op_parallelism_threads = threads or os.cpu_count() or 0
     config.inter_op_parallelism_threads = 2
     rewrite = config.graph_options.rewrite_options
     on = rewriter_config_pb2.RewriterConfig.ON

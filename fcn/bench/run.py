@@ -7,12 +7,14 @@ import os
 import resource
 import tempfile
 
+from fcn import checks, data, options
 from fcn import config as cfg
-from fcn import data, options
+from fcn.bench import backends as bench_backends
 from fcn.bench import flops, machine, naive, timing
 from fcn.config import field
 from fcn.data import augment, synth
 from fcn.errors import UserError
+from fcn.inference import backends
 
 RESULT_KEYS = (
     "train_img_s",
@@ -69,10 +71,36 @@ class BenchOptions(options.Options):
     steps: int = field(DEFAULT_STEPS, "timed steps per repeat and kind", shown=None)
     repeats: int = field(DEFAULT_REPEATS, "figures are medians of repeats", shown=None)
     json: str = field(None, "also write the figures to FILE as JSON", metavar="FILE")
+    # --- time an export's backends side by side (fcn.bench.backends) instead of training ---
+    run: str = field(
+        None, "an export folder: time its backends' prediction instead of training", metavar="DIR"
+    )
+    backends: tuple = field(
+        (),
+        "with --run: backends side by side, from " + ",".join(backends.KEYS),
+        metavar="B,B",
+        parse=lambda text: tuple(v for v in str(text).split(",") if v),
+        shown="--backend's",
+    )
+    backend: str = options.backend()
+    int8: bool = options.int8()
+    threads: int = options.threads()
+    calls: int = field(bench_backends.DEFAULT_CALLS, "with --run: timed calls per batch size")
 
     def problems(self):
         if self.steps < 1 or self.repeats < 1:
             yield f"--steps and --repeats must be >= 1, got {self.steps} and {self.repeats}"
+        yield from options.backend_problems(self)
+        yield checks.at_least("--calls", self.calls, 1)
+        if (self.backends or self.backend != backends.TF or self.int8) and not self.run:
+            yield "--backend(s) time an export's files: add --run EXPORT (export --onnx --int8)"
+        unknown = [b for b in self.backends if b not in backends.KEYS]
+        if unknown:
+            yield f"--backends {unknown[0]!r} is not one of {list(backends.KEYS)}"
+
+    def backend_keys(self):
+        """--backends, or the one of --backend and --int8."""
+        return self.backends or (backends.key(self.backend, self.int8),)
 
     @classmethod
     def from_args(cls, args):

@@ -1,4 +1,5 @@
-"""The bench command: training, input-pipeline and inference images/s, and a naive baseline.
+"""The bench command: training, input-pipeline and inference images/s, and a naive baseline;
+with --run EXPORT, the export's backends side by side (fcn.bench.backends).
 
 What is measured and how (every figure of RESULT_KEYS) is in fcn.bench, with the options
 (BenchOptions: train's Config flags it measures, and bench's own); this module parses the flags,
@@ -7,6 +8,7 @@ calls it and prints the table.
 
 from fcn import config as cfg
 from fcn import runs
+from fcn.bench import backends as bench_backends
 from fcn.bench import run as bench
 
 
@@ -19,8 +21,12 @@ def add_arguments(parser):
 def run(args):
     """Entry point of `python main.py bench`; returns the exit code."""
     opts = bench.BenchOptions.from_args(args)
-    result = bench.benchmark(opts)
-    print(bench.format_table(result))
+    if opts.run:  # an export's backends side by side
+        result = bench_backends.benchmark(opts)
+        print(bench_backends.format_table(result))
+    else:
+        result = bench.benchmark(opts)
+        print(bench.format_table(result))
     if opts.json:
         runs.write_json(opts.json, result)
         print(f"wrote {opts.json}")

@@ -27,8 +27,8 @@ from fcn.errors import UserError
 from fcn.evaluation import cityscapes, reports
 from fcn.evaluation.kitti import devkit, submission
 from fcn.evaluation.scoring import BATCH_SIZE, DEFAULT_WORST, DatasetScores, score_examples
+from fcn.inference import backends, windows
 from fcn.inference import crf as densecrf
-from fcn.inference import windows
 
 EVAL_DIR = names.EVAL_DIR
 SPLITS = ("val", "train", "all")
@@ -80,6 +80,9 @@ class EvaluateOptions(options.Options):
     scales: tuple = options.scales()
     # The Predictor's, the same default as infer's, so the score is that of what infer writes.
     precision: str = options.precision()
+    backend: str = options.backend()
+    int8: bool = options.int8()
+    threads: int = options.threads()
     # --- score probability maps (no model) ---
     prob_dir: str = field(None, "<cat>_road_<id>.png road probabilities", metavar="DIR")
     gt_dir: str = field(None, "KITTI gt images (gt_image_2)", metavar="DIR")
@@ -89,7 +92,7 @@ class EvaluateOptions(options.Options):
     # The flags of each mode, in the order --help lists them.
     RUN_FIELDS = (
         "run", "data_dir", "split", "checkpoint", "worst", "submit", "bev", "crf", "tta",
-        "predict", "overlap", "scales", "precision",
+        "predict", "overlap", "scales", "precision", "backend", "int8", "threads",
     )  # fmt: skip
     FILE_FIELDS = ("prob_dir", "gt_dir", "out")
 
@@ -103,6 +106,7 @@ class EvaluateOptions(options.Options):
             if self.bev and not self.submit:
                 yield "--bev transforms the submission maps; add --submit"
             yield from options.prediction_problems(self)
+            yield from options.backend_problems(self)
         else:
             if not (self.prob_dir and self.gt_dir):
                 yield "evaluate needs --run RUN_DIR, or --prob-dir DIR together with --gt-dir DIR"
@@ -138,9 +142,10 @@ def run_evaluation(opts, log=print):
         raise UserError(f"{what} {run_dir} carries no split.json; use --split all")
     split_names = {} if split == "all" else folder.read_split()
 
-    opened = restore.open_predictor(
-        run_dir, opts.precision, opts.checkpoint, tta=opts.tta, batch_size=BATCH_SIZE
-    )
+    opened = backends.open_backend(
+        run_dir, opts.backend, opts.int8, opts.threads, opts.precision, opts.checkpoint,
+        tta=opts.tta, batch_size=BATCH_SIZE,
+    )  # fmt: skip
     how = windows.chosen(opts, opened.config)  # (predict, overlap, scales)
     with windows.wrap(opened, *how) as restored:
         config = restored.config
@@ -192,6 +197,7 @@ def run_evaluation(opts, log=print):
         crf=bool(crf),
         tta=restored.tta,
         precision=restored.precision,
+        backend=backends.key(opts.backend, opts.int8),
         **windows.settings(*how),
     )
     out_dir = os.path.join(run_dir, EVAL_DIR)

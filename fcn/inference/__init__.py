@@ -11,6 +11,13 @@ predicts through, opening runs and exports, test-time augmentation, DenseCRF and
     infer       the infer job (InferOptions, the image and video loops)
     media       infer's inputs and outputs: collecting paths, planning files, video I/O
     export      a run -> SavedModel, frozen graph, ONNX and export.json (ExportOptions)
+    backends    open_backend: a run or an export as a Predictor on tf, onnxruntime or tflite
+    ort         the ONNX Runtime Predictor (model.onnx, model_int8.onnx)
+    quantize    int8 ONNX: static quantisation calibrated on training images
+    deploy      what export adds for deployment: the int8 file, export.json's backends, input,
+                classes, calibration set and quality
+    quality     each file of an export scored on the validation split against float TF
+    run_images  the run's calibration (training) and validation images
 
 Nothing is imported here, so `fcn.inference.overlays` does not pull in TensorFlow; neither do
 infer, media and export at import time (they import it where a model is opened).

@@ -16,8 +16,11 @@ OUT/ holds
                       models/<name>/1/.
     frozen_graph.pb   the same graph as one GraphDef, for tools that want one
     model.onnx        (--onnx) the frozen graph through tf2onnx, checked with onnxruntime
+    model_int8.onnx   (--onnx --int8) its static int8 quantisation (fcn.inference.quantize)
     export.json       what `infer --run OUT` and other tools need: tensor names, the run's
-                      config, and the checks done
+                      config, the checks done, and (fcn.inference.deploy) each backend's
+                      file, the input contract, classes and palette, the calibration set and
+                      each file's quality on the run's validation split
 
 Everything is written into a staging folder beside OUT and renamed at the end: OUT is whole or
 absent. Full-width VGG16 (540 MB of weights) peaks at ~6 GB of RAM, ~11 GB with --onnx.
@@ -33,7 +36,7 @@ import time
 
 import numpy as np
 
-from fcn import names, options, runs
+from fcn import checks, names, options, runs
 from fcn.config import field
 from fcn.errors import UserError
 
@@ -51,6 +54,7 @@ ONNX_FILE = "model.onnx"
 FORMAT = names.EXPORT_FORMAT
 FORMAT_VERSION = names.EXPORT_FORMAT_VERSION
 
+DEFAULT_CALIBRATION_IMAGES = 64
 ONNX_OPSET = 17
 ONNX_TOLERANCE = 1e-4  # max abs difference of probabilities, onnxruntime vs TensorFlow
 # The ONNX check batch: an odd size, so that both resizes in the graph do real work.
@@ -68,7 +72,20 @@ class ExportOptions(options.Options):
         "also write model.onnx via tf2onnx, checked with onnxruntime (optional extras)",
         action="store_true",
     )
+    int8: bool = field(False, "with --onnx: also model_int8.onnx (int8)", action="store_true")
+    calibration_images: int = field(
+        DEFAULT_CALIBRATION_IMAGES, "with --int8: training images to calibrate on", metavar="N"
+    )
+    data_dir: str = field(
+        None, "the run's data (calibration, validation)", metavar="DIR", shown="the run's"
+    )
+    threads: int = options.threads()
     checkpoint: str = options.checkpoint()
+
+    def problems(self):
+        if self.int8 and not self.onnx:
+            yield "--int8 quantises the ONNX model; add --onnx"
+        yield checks.at_least("--calibration-images", self.calibration_images, 1)
 
 
 def tensor_name(name):
@@ -313,9 +330,14 @@ def _write_tensorflow(frozen, config, spec, folder, sample):
     return serving_def, reference
 
 
-def export(run_dir, out_dir, onnx=False, which="best", log=print):
-    """Write the export of `run_dir` to `out_dir` (new or empty); returns its metadata dict."""
-    from fcn.inference import restore
+def export(
+    run_dir, out_dir, onnx=False, which="best", log=print, int8=False,
+    calibration_images=DEFAULT_CALIBRATION_IMAGES, data_dir=None, threads=None,
+):  # fmt: skip
+    """Write the export of `run_dir` to `out_dir` (new or empty); returns its metadata dict.
+    data_dir: the run's data folder (default its config's), for --int8's calibration images
+    and the quality of each file on the validation split."""
+    from fcn.inference import deploy, restore
 
     _check_out(out_dir)
     if onnx:
@@ -343,11 +365,22 @@ def export(run_dir, out_dir, onnx=False, which="best", log=print):
                     f"the ONNX model differs from TensorFlow by {onnx_diff:.2e} "
                     f"(> {ONNX_TOLERANCE:g}) in probability; export without --onnx"
                 )
+        data_dir = data_dir or config.data_dir
+        calibration = int8 and deploy.write_int8_onnx(
+            staging, run_dir, data_dir, spec, calibration_images, log
+        )
         meta = _metadata(run_dir, checkpoint, config, spec, onnx_diff if onnx else None)
+        meta.update(deploy.describe(staging, meta, spec, calibration))
         runs.write_json(os.path.join(staging, METADATA_FILE), meta)
         split = os.path.join(run_dir, "split.json")
         if os.path.isfile(split):  # so `evaluate --run EXPORT` scores the same validation images
             shutil.copyfile(split, os.path.join(staging, "split.json"))
+        # Each file opened as the commands open it (fcn.inference.backends), from the staging
+        # folder: what is measured is what is shipped.
+        meta["quality"] = deploy.measure_quality(
+            staging, meta, run_dir, data_dir, spec, threads, log
+        )
+        runs.write_json(os.path.join(staging, METADATA_FILE), meta)
         _make_readable(staging)
         _check_out(out_dir)
         if os.path.isdir(out_dir):

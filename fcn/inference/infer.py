@@ -25,8 +25,8 @@ from fcn.config import field
 from fcn.data import task
 from fcn.errors import UserError
 from fcn.geo import raster
+from fcn.inference import backends, media, overlays, windows
 from fcn.inference import crf as densecrf
-from fcn.inference import media, overlays, windows
 from fcn.inference.predictor import DEFAULT_BATCH_SIZE
 
 DEFAULT_ALPHA = 0.5
@@ -76,6 +76,9 @@ class InferOptions(options.Options):
     )
     batch_size: int = field(DEFAULT_BATCH_SIZE, "images per forward pass")
     precision: str = options.precision()
+    backend: str = options.backend()
+    int8: bool = options.int8()
+    threads: int = options.threads()
     crf: bool = options.crf()
     tta: bool = options.tta()
     predict: str = options.predict()
@@ -97,6 +100,7 @@ class InferOptions(options.Options):
         yield raster.bands_problem(self.bands)
         yield checks.in_range("--min-area", self.min_area, 0, None, low_closed=True)
         yield checks.in_range("--simplify", self.simplify, 0, None, low_closed=True)
+        yield from options.backend_problems(self)
         if self.threshold is not None:
             yield checks.threshold(self.threshold)
 
@@ -206,10 +210,12 @@ def run_inference(opts, log=print):
         raise UserError("--polygons is for images and GeoTIFFs, not videos; drop it or the videos")
 
     from fcn.geo import job as geo_job
-    from fcn.inference import restore  # TensorFlow: imported only when a model is needed
 
     batch_size = opts.batch_size
-    opened = restore.open_predictor(opts.run, opts.precision, tta=opts.tta, batch_size=batch_size)
+    opened = backends.open_backend(
+        opts.run, opts.backend, opts.int8, opts.threads, opts.precision, tta=opts.tta,
+        batch_size=batch_size,
+    )  # fmt: skip
     how = windows.chosen(opts, opened.config)  # (predict, overlap, scales)
     with windows.wrap(opened, *how) as model:
         probes = media.check_readable(jobs, warn=log, bands=opts.bands, stretch=opts.stretch)

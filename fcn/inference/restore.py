@@ -33,6 +33,11 @@ def run_spec(run_dir, config):
     return runs.RunFolder(run_dir).read_spec(config)
 
 
+def export_config(meta):
+    """An export's Config, from its export.json."""
+    return cfg.Config.from_dict(meta["config"])
+
+
 def export_spec(meta, config):
     """An export's DatasetSpec, from its export.json the way run_spec reads a run folder."""
     if meta.get("dataset_spec"):
@@ -46,16 +51,18 @@ def open_run(
     precision_name=DEFAULT_PRECISION,
     tta=True,
     batch_size=DEFAULT_BATCH_SIZE,
+    threads=None,
 ):
     """Restore a run's checkpoint into a fresh graph and session -> SessionPredictor (the
-    caller closes it); its `checkpoint` is the restored prefix, `tensors` the whole path."""
+    caller closes it); its `checkpoint` is the restored prefix, `tensors` the whole path.
+    threads: intra-op threads (None: the machine's cores)."""
     folder = runs.RunFolder(run_dir).check_exists()
     config = folder.read_config()
     spec = folder.read_spec(config)
     prefix = find_checkpoint(run_dir, which)
     graph = tf.Graph()
     prec = precision.resolve(precision_name)
-    sess = tf.Session(graph=graph, config=precision.session_config(prec))
+    sess = tf.Session(graph=graph, config=precision.session_config(prec, threads=threads))
     try:
         with graph.as_default():
             tf.train.import_meta_graph(prefix + ".meta", clear_devices=True)
@@ -79,23 +86,26 @@ def open_predictor(
     which="best",
     tta=True,
     batch_size=DEFAULT_BATCH_SIZE,
+    threads=None,
 ):
     """A training run (its `which` checkpoint) or an export folder as a SessionPredictor: both
     hold the same prediction path, so they give the same pixels. tta False predicts each image
-    alone where the run was trained with --tta."""
+    alone where the run was trained with --tta. Other backends: fcn.inference.backends."""
     if is_export(path):
-        return open_export(path, precision_name, tta, batch_size)
-    return open_run(path, which, precision_name, tta, batch_size)
+        return open_export(path, precision_name, tta, batch_size, threads)
+    return open_run(path, which, precision_name, tta, batch_size, threads)
 
 
-def open_export(path, precision_name=DEFAULT_PRECISION, tta=True, batch_size=DEFAULT_BATCH_SIZE):
+def open_export(
+    path, precision_name=DEFAULT_PRECISION, tta=True, batch_size=DEFAULT_BATCH_SIZE, threads=None
+):
     """An export folder (`python main.py export`) as a SessionPredictor."""
     prec = precision.resolve(precision_name)
     meta = read_metadata(path)
-    config = cfg.Config.from_dict(meta["config"])
+    config = export_config(meta)
     spec = export_spec(meta, config)
     graph = tf.Graph()
-    sess = tf.Session(graph=graph, config=precision.session_config(prec))
+    sess = tf.Session(graph=graph, config=precision.session_config(prec, threads=threads))
     try:
         with graph.as_default():
             tf.saved_model.loader.load(sess, [names.EXPORT_TAG], path)
