@@ -316,7 +316,7 @@ def test_status_and_metadata(served):
     facts = meta["fcn"]
     assert facts["classes"] == ["not_road", "road"] and facts["network_size"] == [64, 192]
     assert facts["prediction"] == {"predict": "whole", "overlap": None, "scales": [1.0]}
-    assert facts["backend"] == "tensorflow" and facts["precision"] == "float32"
+    assert facts["backend"] == "tf" and facts["precision"] == "float32"
     status, _, page = call(served.url, "GET", "/")
     assert status == 200 and b'type="file"' in page and b"http" not in page.split(b"<body>")[1]
 

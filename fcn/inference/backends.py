@@ -118,8 +118,11 @@ def open_backend(
 
         spec = restore.export_spec(meta, config)
         precision = "int8" if int8 else "float32"
-        return OrtPredictor(file, config, spec, threads, precision, batch_size)
-    return _tflite_class()(path, meta, int8=int8, threads=threads)
+        opened = OrtPredictor(file, config, spec, threads, precision, batch_size)
+    else:
+        opened = _tflite_class()(path, meta, int8=int8, threads=threads)
+    opened.backend = name  # e.g. onnxruntime-int8, for logs, metrics.json and the server
+    return opened
 
 
 def _tflite_class():

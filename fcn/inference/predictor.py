@@ -19,7 +19,8 @@ TFLite, windowed or multi-scale prediction):
 
     What callers need to know: `config` (the run's Config), `spec` (the DatasetSpec: classes,
     palette, task), `network_size` (h, w), `class_names`, `tta` (the --tta copies averaged,
-    'none' when off), `precision` (resolved), `source` (what was loaded, for logs).
+    'none' when off), `precision` (resolved), `backend` (fcn.inference.backends' key),
+    `source` (what was loaded, for logs).
     Closing releases what it holds (`close()`, or use it as a context manager).
 
 Images of one size are batched together, at most `batch_size` at a time; each image is resized
@@ -100,6 +101,7 @@ class Predictor(abc.ABC):
     threshold = 0.5  # the positive-class threshold of binary datasets, when none is passed
     tta = "none"  # the --tta copies averaged
     precision = "float32"  # resolved compute precision
+    backend = "tf"  # what runs it: fcn.inference.backends' key (tf, onnxruntime-int8, ...)
     source = ""  # what was loaded, for the log
     batch_size = DEFAULT_BATCH_SIZE
 

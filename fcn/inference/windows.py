@@ -4,7 +4,7 @@ The inner Predictor (fcn.inference.predictor) squeezes each image into its netwo
 That suits KITTI; a scene many times the network size (an aerial mosaic) must instead be seen at
 the scale the model was trained on. These wrappers give any Predictor that, and keep the
 contract: predict, predict_each, decide (the inner's) and what callers need to know (config,
-spec, network_size, class_names, tta, precision, source: the inner's) are the same; close()
+spec, network_size, class_names, tta, precision, backend, source: the inner's) are the same; close()
 closes the inner predictor.
 
 Scale (both wrappers): an image (H, W) is resized to (round(H*s), round(W*s)) (at least 1
@@ -104,6 +104,7 @@ class _Wrapper(Predictor):
     threshold = property(lambda self: self.inner.threshold)
     tta = property(lambda self: self.inner.tta)
     precision = property(lambda self: self.inner.precision)
+    backend = property(lambda self: self.inner.backend)
     source = property(lambda self: self.inner.source)
     batch_size = property(lambda self: self.inner.batch_size)
 

@@ -183,7 +183,7 @@ def metadata(service):
         network_size=list(p.network_size),
         precision=p.precision,
         tta=p.tta,
-        backend=getattr(p, "backend", "tensorflow"),
+        backend=p.backend,
         source=str(p.source),
         **service.about,
     )

@@ -1,8 +1,8 @@
 """The serve job: open a run or an export as `infer` does, and serve it with uvicorn.
 
 `ServeOptions` are `python main.py serve`'s flags (fcn.options); `serve(opts)` opens the
-Predictor (fcn.inference.restore, wrapped by fcn.inference.windows for --predict slide and
---scales), builds the app (fcn.serving.app) and runs uvicorn on a socket bound here, so port 0
+Predictor on its --backend (fcn.inference.backends.open_backend, as infer does; wrapped by
+fcn.inference.windows for --predict slide and --scales), builds the app (fcn.serving.app) and runs uvicorn on a socket bound here, so port 0
 (any free port) works and the address printed is the real one.
 
 SIGTERM (or Ctrl-C): uvicorn stops accepting, answers every request in flight, then the
@@ -44,6 +44,9 @@ class ServeOptions(options.Options):
     max_body_mb: float = field(_DEFAULTS.max_body / (1 << 20), "largest request body; more 413")
     timeout_s: float = field(_DEFAULTS.timeout_s, "a request waiting longer is answered 504")
     alpha: float = field(DEFAULT_ALPHA, "opacity of the class overlay")
+    backend: str = options.backend()
+    int8: bool = options.int8()
+    threads: int = options.threads()
     precision: str = options.precision()
     tta: bool = options.tta()
     predict: str = options.predict()
@@ -62,6 +65,7 @@ class ServeOptions(options.Options):
         yield checks.in_range("--timeout-s", self.timeout_s, 0, None)
         yield checks.in_range("--alpha", self.alpha, 0, 1, low_closed=True, high_closed=True)
         yield from options.prediction_problems(self)
+        yield from options.backend_problems(self)
         if self.threshold is not None:
             yield checks.threshold(self.threshold)
 
@@ -79,11 +83,12 @@ class ServeOptions(options.Options):
 def open_model(opts):
     """(the Predictor `infer` would use for these options, which the caller closes; how:
     (predict, overlap, scales), the flags where given, else the run's own: windows.chosen)."""
-    from fcn.inference import restore, windows  # TensorFlow: imported only here
+    from fcn.inference import backends, windows  # TensorFlow: imported only here
 
-    opened = restore.open_predictor(
-        opts.run, opts.precision, tta=opts.tta, batch_size=opts.max_batch
-    )
+    opened = backends.open_backend(
+        opts.run, opts.backend, opts.int8, opts.threads, opts.precision, tta=opts.tta,
+        batch_size=opts.max_batch,
+    )  # fmt: skip
     how = windows.chosen(opts, opened.config)
     return windows.wrap(opened, *how), how
 
