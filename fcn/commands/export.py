@@ -1,8 +1,9 @@
 """The export command: a trained run -> a self-contained inference model in OUT/.
 
-`python main.py export --run RUN_DIR --out OUT [--onnx]`. What OUT/ holds (SavedModel, frozen
-graph, model.onnx, export.json) and how it is made are in fcn.inference.export, with the
-options (ExportOptions); this module parses the flags and calls it.
+`python main.py export --run RUN_DIR --out OUT [--onnx] [--tflite [--int8]]`. What OUT/ holds
+(SavedModel, frozen graph, model.onnx, model.tflite, export.json) and how it is made are in
+fcn.inference.export, with the options (ExportOptions); this module parses the flags and calls
+it.
 """
 
 from fcn import config as cfg
@@ -19,5 +20,8 @@ def add_arguments(parser):
 def run(args):
     """Entry point of `python main.py export`; returns the exit code."""
     opts = ExportOptions.from_args(args)
-    export(opts.run, opts.out, onnx=opts.onnx, which=opts.checkpoint)
+    export(
+        opts.run, opts.out, onnx=opts.onnx, which=opts.checkpoint, tflite=opts.tflite,
+        int8=opts.int8, calibration_images=opts.calibration_images, data_dir=opts.data_dir,
+    )  # fmt: skip
     return 0
