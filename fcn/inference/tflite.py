@@ -6,9 +6,14 @@ A TFLite model is fixed to the run's network size (h, w), so only the network is
     images       uint8 (N, H, W, 3) RGB, any H, W           } outside the model, in TensorFlow
       -> to_network_size (INTER_AREA) -> float32 (N, h, w, 3) } (fcn.inference.prediction.Stages)
     image_input  float32 (N, h, w, 3) raw 0..255 levels       <- model.tflite's input
-      -> normalise, network, softmax (the run's --tta copies averaged), all inside the model
-    probs        float32 (N, h, w, C)                         <- model.tflite's output
-      -> bilinear upsampling to (H, W), decision               } outside, Stages again
+      -> normalise, network, all inside the model
+    logits       float32 (N, h, w, C)                         <- model.tflite's output
+      -> softmax, bilinear upsampling to (H, W), decision      } outside, Stages again
+
+A run with --tta ends at `probs` instead: the mean of the copies' softmax, inside the model.
+Ending at the logits keeps the int8 model's softmax in float: its int8 output is then scaled
+to the logits' own range, where a softmax output is fixed to steps of 1/256 that decide every
+probability within 1/512 of the threshold alike (a near-chance model's whole mask).
 
 so an image of any size is resized as TensorFlow resizes it, not refused. The batch dimension
 is free (-1); the interpreter is resized to each batch. Threads are XNNPACK's (the interpreter's
@@ -33,7 +38,13 @@ from fcn.inference.predictor import DEFAULT_BATCH_SIZE, Predictor
 FLOAT_FILE = "model.tflite"
 INT8_FILE = "model_int8.tflite"
 INPUT_NAME = names.IMAGE_INPUT  # float32 (N, h, w, 3) raw levels at the network size
-OUTPUT_NAME = names.PROBS  # float32 (N, h, w, C) softmax at the network size
+
+
+def output_name(config):
+    """The model's output: logits (N, h, w, C), or with --tta the averaged probs (N, h, w, C)."""
+    return names.LOGITS if config.tta == "none" else names.PROBS
+
+
 TOLERANCE = 1e-4  # max abs difference of probabilities, float TFLite vs TensorFlow, at export
 _FLAGS = {False: "--tflite", True: "--tflite --int8"}
 
@@ -65,7 +76,8 @@ def _is_dropout_mask(graph_def):
 
 def network_graph(frozen, config, spec):
     """The frozen prediction path cut to the network: image_input a float32 placeholder of shape
-    (-1, h, w, 3), probs the output; training switches, dropout and the resize pruned away."""
+    (-1, h, w, 3), output_name the output; training switches, dropout and the resize pruned
+    away."""
     import tensorflow.compat.v1 as tf
 
     from fcn.inference import export
@@ -93,12 +105,24 @@ def network_graph(frozen, config, spec):
             node.attr.clear()
             node.attr["dtype"].type = tf.float32.as_datatype_enum
             node.attr["shape"].shape.CopyFrom(tf.TensorShape([None, h, w, 3]).as_proto())
-    return tf.graph_util.extract_sub_graph(graph_def, [OUTPUT_NAME])
+    if config.tta == "none":
+        _logits_named(graph_def)
+    return tf.graph_util.extract_sub_graph(graph_def, [output_name(config)])
 
 
-def convert(graph_def, calibration=None):
-    """network_graph's GraphDef -> TFLite flatbuffer bytes: float32, or with `calibration`
-    (float32 (1, h, w, 3) network inputs) full-integer int8."""
+def _logits_named(graph_def):
+    """Add `logits`, the input of the softmax behind `probs`: freezing pruned the training
+    graph's own logits identity (no export output needs it)."""
+    ops = {n.name: n for n in graph_def.node}
+    softmax = ops[ops[names.PROBS].input[0]]
+    assert softmax.op == "Softmax" and names.LOGITS not in ops, softmax.op
+    node = graph_def.node.add(name=names.LOGITS, op="Identity", input=[softmax.input[0]])
+    node.attr["T"].CopyFrom(softmax.attr["T"])
+
+
+def convert(graph_def, output, calibration=None):
+    """network_graph's GraphDef (`output`: its output's name) -> TFLite flatbuffer bytes:
+    float32, or with `calibration` (float32 (1, h, w, 3) network inputs) full-integer int8."""
     import tensorflow.compat.v1 as tf
 
     graph = tf.Graph()
@@ -106,7 +130,7 @@ def convert(graph_def, calibration=None):
         tf.import_graph_def(graph_def, name="")
         get = graph.get_tensor_by_name
         converter = tf.lite.TFLiteConverter.from_session(
-            sess, [get(names.tensor(INPUT_NAME))], [get(names.tensor(OUTPUT_NAME))]
+            sess, [get(names.tensor(INPUT_NAME))], [get(names.tensor(output))]
         )
         if calibration is not None:
             converter.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -140,7 +164,7 @@ def export_tflite(frozen, config, spec, folder, calibration=None, log=print):
     prediction path into `folder`; returns export.json's "tflite" record."""
     graph_def = network_graph(frozen, config, spec)
     with open(os.path.join(folder, FLOAT_FILE), "wb") as f:
-        f.write(convert(graph_def))
+        f.write(convert(graph_def, output_name(config)))
     h, w = config.image_shape
     record = {
         "file": FLOAT_FILE,
@@ -149,7 +173,11 @@ def export_tflite(frozen, config, spec, folder, calibration=None, log=print):
             INPUT_NAME: f"float32 (N, {h}, {w}, 3) raw 0..255 RGB levels at the network size"
         },
         "input_shape": [-1, h, w, 3],
-        "outputs": {OUTPUT_NAME: f"float32 (N, {h}, {w}, {spec.num_classes}) probabilities"},
+        "output": output_name(config),
+        "outputs": {
+            output_name(config): f"float32 (N, {h}, {w}, {spec.num_classes}) "
+            + ("logits" if config.tta == "none" else f"probabilities (--tta {config.tta})")
+        },
         "resize": f"outside the model: images INTER_AREA-resized to {h}x{w} and rounded to "
         "levels before it, its probabilities bilinearly upsampled back to H x W and decided "
         "after it (fcn.inference.prediction.Stages; fcn.inference.tflite.TFLitePredictor)",
@@ -160,7 +188,9 @@ def export_tflite(frozen, config, spec, folder, calibration=None, log=print):
                 "--int8 needs calibration images and got none; pass the run's --data-dir"
             )
         with open(os.path.join(folder, INT8_FILE), "wb") as f:
-            f.write(convert(graph_def, network_inputs(calibration, config, spec)))
+            f.write(
+                convert(graph_def, output_name(config), network_inputs(calibration, config, spec))
+            )
         record["int8_file"] = INT8_FILE
         record["int8"] = {
             "weights": "int8, per channel",
@@ -264,11 +294,13 @@ class TFLitePredictor(Predictor):
         self._interpreter = interpreter(self.path, self.threads)
         self._input = self._interpreter.get_input_details()[0]
         self._output = self._interpreter.get_output_details()[0]
+        self._ends_at_probs = record.get("output", names.PROBS) == names.PROBS
         self._batch = None  # the batch size the interpreter's tensors are allocated for
         self._stages = prediction.Stages(self.network_size, self.spec, self.threshold)
 
     def network(self, x):
-        """float32 (N, h, w, 3) network input -> float32 (N, h, w, C) probabilities."""
+        """float32 (N, h, w, 3) network input -> float32 (N, h, w, C) logits (or with --tta,
+        probabilities)."""
         it, inp, out = self._interpreter, self._input, self._output
         if self._batch != len(x):
             it.resize_tensor_input(inp["index"], [len(x), *x.shape[1:]])
@@ -276,14 +308,16 @@ class TFLitePredictor(Predictor):
             self._batch = len(x)
         it.set_tensor(inp["index"], _quantized(x, inp))
         it.invoke()
-        probs = _dequantized(it.get_tensor(out["index"]), out)
-        if out["dtype"] != np.float32:  # levels of 1/256: sum to 1 again
-            probs /= np.maximum(probs.sum(axis=-1, keepdims=True), 1e-12)
-        return probs
+        y = _dequantized(it.get_tensor(out["index"]), out)
+        if self._ends_at_probs and out["dtype"] != np.float32:  # steps of 1/256: sum to 1 again
+            y /= np.maximum(y.sum(axis=-1, keepdims=True), 1e-12)
+        return y
 
     def _predict_batch(self, batch, threshold):
-        probs = self.network(self._stages.to_network(batch))
-        return self._stages.finish(None, batch.shape[1:3], threshold, probs=probs)
+        y = self.network(self._stages.to_network(batch))
+        if self._ends_at_probs:
+            return self._stages.finish(None, batch.shape[1:3], threshold, probs=y)
+        return self._stages.finish(y, batch.shape[1:3], threshold)
 
     def close(self):
         self._interpreter = None
