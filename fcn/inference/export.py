@@ -358,7 +358,14 @@ def export(
         serving_def, reference = _write_tensorflow(frozen, config, spec, staging, sample)
         if tflite:
             tflite_record = tflite_export.write(
-                frozen, config, spec, staging, run_dir, data_dir, int8 and calibration_images, log
+                frozen,
+                config,
+                spec,
+                staging,
+                run_dir,
+                data_dir,
+                calibration_images if int8 else None,
+                log,
             )
         del frozen  # free this copy of the weights before tf2onnx makes its own
         gc.collect()

@@ -203,12 +203,13 @@ def export_tflite(frozen, config, spec, folder, calibration=None, log=print):
 
 
 def write(frozen, config, spec, folder, run_dir, data_dir, calibration_count, log):
-    """model.tflite (and, with a calibration_count, model_int8.tflite calibrated on that many of
-    the run's training images) into `folder`; returns export.json's "tflite" record."""
+    """model.tflite (and, given a calibration_count, model_int8.tflite calibrated on that many of
+    the run's training images; None: float only) into `folder`; returns export.json's "tflite"
+    record."""
     from fcn.inference import run_images
 
     images = None
-    if calibration_count:
+    if calibration_count is not None:
         data_dir = data_dir or config.data_dir
         examples = run_images.calibration_examples(run_dir, data_dir, spec, calibration_count)
         images = run_images.read_images(examples)
