@@ -88,18 +88,18 @@ def test_export_json_records_the_tflite_files_shape_and_outside_resize(exported,
     assert all(
         os.path.isfile(os.path.join(exported, f)) for f in ("model.tflite", "model_int8.tflite")
     )
-    assert record["input_shape"] == [-1, 64, 192, 3] and record["output"] == "logits"
+    assert record["input_shape"] == [1, 64, 192, 3] and record["output"] == "logits"
     assert record["resize"].startswith("outside the model")
     assert record["max_abs_diff"] < FLOAT_TOLERANCE
     # Evenly spaced over the 10 training names: linspace(0, 9, 8).round() = 0 1 3 4 5 6 8 9.
     train_names = runs.RunFolder(trained_run).read_split()["train"]
     assert record["int8"]["images"] == [train_names[i] for i in (0, 1, 3, 4, 5, 6, 8, 9)]
     assert record["int8"]["calibration_images"] == CALIBRATION
-    # The interpreter sees what the record says: (-1, 64, 192, 3) float32 levels in, int8 for
+    # The interpreter sees what the record says: (1, 64, 192, 3) float32 levels in, int8 for
     # the quantised model, whose input scale spans the levels seen (0..255: one level a step).
     with tflite.TFLitePredictor(exported, meta, int8=True) as model:
         detail = model._input
-        assert list(detail["shape_signature"]) == [-1, 64, 192, 3]
+        assert list(detail["shape_signature"]) == [1, 64, 192, 3]
         assert detail["dtype"] == np.int8
         scale, zero = detail["quantization"]
         assert 0.9 < scale <= 1.0 and -128 <= zero <= -100

@@ -15,8 +15,8 @@ Ending at the logits keeps the int8 model's softmax in float: its int8 output is
 to the logits' own range, where a softmax output is fixed to steps of 1/256 that decide every
 probability within 1/512 of the threshold alike (a near-chance model's whole mask).
 
-so an image of any size is resized as TensorFlow resizes it, not refused. The batch dimension
-is free (-1); the interpreter is resized to each batch. Threads are XNNPACK's (the interpreter's
+so an image of any size is resized as TensorFlow resizes it, not refused. The model takes one
+image a call (BATCH); a batch is fed image by image. Threads are XNNPACK's (the interpreter's
 num_threads), which TFLite's CPU path runs through.
 
 The int8 model is TFLite's full-integer quantisation (int8 weights per channel, int8 activations
@@ -45,6 +45,10 @@ def output_name(config):
     return names.LOGITS if config.tta == "none" else names.PROBS
 
 
+# One image a call: with every shape static, the transposed convolutions' output shapes and the
+# decoders' fitting pads fold to constants, so XNNPACK takes the whole graph; a free batch (-1)
+# left them to TFLite's own kernels in 6 partitions.
+BATCH = 1
 TOLERANCE = 1e-4  # max abs difference of probabilities, float TFLite vs TensorFlow, at export
 _FLAGS = {False: "--tflite", True: "--tflite --int8"}
 
@@ -76,7 +80,7 @@ def _is_dropout_mask(graph_def):
 
 def network_graph(frozen, config, spec):
     """The frozen prediction path cut to the network: image_input a float32 placeholder of shape
-    (-1, h, w, 3), output_name the output; training switches, dropout and the resize pruned
+    (BATCH, h, w, 3), output_name the output; training switches, dropout and the resize pruned
     away."""
     import tensorflow.compat.v1 as tf
 
@@ -104,10 +108,45 @@ def network_graph(frozen, config, spec):
             del node.input[:]
             node.attr.clear()
             node.attr["dtype"].type = tf.float32.as_datatype_enum
-            node.attr["shape"].shape.CopyFrom(tf.TensorShape([None, h, w, 3]).as_proto())
+            node.attr["shape"].shape.CopyFrom(tf.TensorShape([BATCH, h, w, 3]).as_proto())
     if config.tta == "none":
         _logits_named(graph_def)
+    graph_def = tf.graph_util.extract_sub_graph(graph_def, [output_name(config)])
+    _to_identity(graph_def, _no_op_fits(graph_def))
     return tf.graph_util.extract_sub_graph(graph_def, [output_name(config)])
+
+
+def _no_op_fits(graph_def):
+    """Names of the decoders' `fit` pads and crops (fcn.models.layers.fit: MirrorPad, then
+    StridedSlice) that keep their input's static shape at the network size: identities, which
+    TFLite would still run outside XNNPACK, cutting its graph into pieces."""
+    import tensorflow.compat.v1 as tf
+
+    graph = tf.Graph()
+    with graph.as_default():
+        tf.import_graph_def(graph_def, name="")
+    found = set()
+    for op in graph.get_operations():
+        if op.type != "MirrorPad":
+            continue
+        same = [op] + [c for c in op.outputs[0].consumers() if c.type == "StridedSlice"]
+        for o in same:
+            shape_in, shape_out = o.inputs[0].shape, o.outputs[0].shape
+            if shape_in.is_fully_defined() and shape_in == shape_out:
+                found.add(o.name)
+    return found
+
+
+def _to_identity(graph_def, names_):
+    """Make the named nodes Identity of their first input (a no-op pad, crop or select)."""
+    for node in graph_def.node:
+        if node.name in names_:
+            dtype, kept = node.attr["T"].type, node.input[0]
+            node.op = "Identity"
+            del node.input[:]
+            node.input.append(kept)
+            node.attr.clear()
+            node.attr["T"].type = dtype
 
 
 def _logits_named(graph_def):
@@ -172,7 +211,7 @@ def export_tflite(frozen, config, spec, folder, calibration=None, log=print):
         "input": {
             INPUT_NAME: f"float32 (N, {h}, {w}, 3) raw 0..255 RGB levels at the network size"
         },
-        "input_shape": [-1, h, w, 3],
+        "input_shape": [BATCH, h, w, 3],
         "output": output_name(config),
         "outputs": {
             output_name(config): f"float32 (N, {h}, {w}, {spec.num_classes}) "
@@ -296,20 +335,20 @@ class TFLitePredictor(Predictor):
         self._input = self._interpreter.get_input_details()[0]
         self._output = self._interpreter.get_output_details()[0]
         self._ends_at_probs = record.get("output", names.PROBS) == names.PROBS
-        self._batch = None  # the batch size the interpreter's tensors are allocated for
+        self._interpreter.allocate_tensors()
         self._stages = prediction.Stages(self.network_size, self.spec, self.threshold)
 
     def network(self, x):
         """float32 (N, h, w, 3) network input -> float32 (N, h, w, C) logits (or with --tta,
         probabilities)."""
         it, inp, out = self._interpreter, self._input, self._output
-        if self._batch != len(x):
-            it.resize_tensor_input(inp["index"], [len(x), *x.shape[1:]])
-            it.allocate_tensors()
-            self._batch = len(x)
-        it.set_tensor(inp["index"], _quantized(x, inp))
-        it.invoke()
-        y = _dequantized(it.get_tensor(out["index"]), out)
+        q = _quantized(x, inp)
+        ys = []
+        for i in range(0, len(x), BATCH):  # the model's own batch
+            it.set_tensor(inp["index"], q[i : i + BATCH])
+            it.invoke()
+            ys.append(it.get_tensor(out["index"]))
+        y = _dequantized(np.concatenate(ys), out)
         if self._ends_at_probs and out["dtype"] != np.float32:  # steps of 1/256: sum to 1 again
             y /= np.maximum(y.sum(axis=-1, keepdims=True), 1e-12)
         return y
