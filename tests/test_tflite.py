@@ -10,6 +10,7 @@ import pytest
 from fcn import cli, runs
 from fcn.errors import UserError
 from fcn.inference import export, restore, tflite
+from fcn.training import train
 
 CALIBRATION = 8  # of the tiny run's 10 training images
 # Float TFLite runs the same float32 kernels on the same network input: measured 6e-8.
@@ -133,3 +134,25 @@ def test_int8_without_tflite_is_refused_in_one_line(trained_run, tmp_path, capsy
     assert cli.main(["export", "--run", trained_run, "--out", str(out), "--int8"]) == 2
     assert "--int8 quantises the TFLite model; add --tflite" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_a_batch_norm_dropout_tta_network_converts_whole(tiny_config, tmp_path):
+    """U-Net (batch norm, decoder dropout 0.2) with --tta hflip: the model ends at the averaged
+    probabilities, has no dropout or training branch left, and gives TF's probabilities."""
+    cfg = tiny_config(
+        tmp_path / "runs", image_shape=(32, 64), weights="random", encoder="unet",
+        decoder="unet", unet_filters=4, decoder_dropout=0.2, tta="hflip",
+    )  # fmt: skip
+    run = train.train(cfg, log=lambda *a: None)[0]
+    out = str(tmp_path / "model")
+    meta = export.export(run, out, tflite=True, log=lambda *a: None)
+    assert meta["tflite"]["output"] == "probs" and meta["tflite"]["int8_file"] is None
+    assert meta["tflite"]["max_abs_diff"] < FLOAT_TOLERANCE
+    with tflite.TFLitePredictor(out, meta, threads=1) as model:
+        ops = {op["op_name"] for op in model._interpreter._get_ops_details()}
+        assert "RANDOM_UNIFORM" not in ops and "SELECT_V2" not in ops and model.tta == "hflip"
+        images = np.random.default_rng(3).integers(0, 256, (2, 45, 70, 3), dtype=np.uint8)
+        with restore.open_predictor(out, "float32") as reference:
+            expected, _ = reference.predict(images)
+        probs, _ = model.predict(images)
+    assert np.abs(probs - expected).max() < FLOAT_TOLERANCE

@@ -111,9 +111,30 @@ def network_graph(frozen, config, spec):
             node.attr["shape"].shape.CopyFrom(tf.TensorShape([BATCH, h, w, 3]).as_proto())
     if config.tta == "none":
         _logits_named(graph_def)
-    graph_def = tf.graph_util.extract_sub_graph(graph_def, [output_name(config)])
+    graph_def = _branches_folded(tf.graph_util.extract_sub_graph(graph_def, [output_name(config)]))
     _to_identity(graph_def, _no_op_fits(graph_def))
     return tf.graph_util.extract_sub_graph(graph_def, [output_name(config)])
+
+
+def _branches_folded(graph_def):
+    """Grappler's constant folding and dead-branch removal on the network graph: the --tta
+    copies' tf.cond (Switch/Merge) on the now constant `not is_training and tta` becomes its
+    taken branch. Left as TFLite's If, its branch lost the batch's static shape ("begin tensor
+    elements size is not equal to input tensor rank")."""
+    import tensorflow.compat.v1 as tf
+    from tensorflow.core.protobuf import config_pb2
+    from tensorflow.python.grappler import tf_optimizer  # what tf2onnx's tf_optimize runs
+
+    graph = tf.Graph()
+    with graph.as_default():
+        tf.import_graph_def(graph_def, name="")
+    for output in {names.LOGITS, names.PROBS} & {n.name for n in graph_def.node}:
+        graph.add_to_collection("train_op", graph.get_operation_by_name(output))  # kept
+    options = config_pb2.ConfigProto()
+    rewrite = options.graph_options.rewrite_options
+    rewrite.optimizers[:] = ["constfold", "loop", "dependency"]
+    rewrite.min_graph_nodes = -1  # however small the graph
+    return tf_optimizer.OptimizeGraph(options, tf.train.export_meta_graph(graph=graph))
 
 
 def _no_op_fits(graph_def):
