@@ -1,7 +1,8 @@
 """The export command: a trained run -> a self-contained inference model in OUT/.
 
-`python main.py export --run RUN_DIR --out OUT [--onnx [--int8]]`. What OUT/ holds (SavedModel,
-frozen graph, model.onnx, model_int8.onnx, export.json) and how it is made are in
+`python main.py export --run RUN_DIR --out OUT [--onnx] [--tflite] [--int8]`. What OUT/ holds
+(SavedModel, frozen graph, model.onnx, model_int8.onnx, model.tflite, model_int8.tflite,
+export.json) and how it is made are in
 fcn.inference.export, with the options (ExportOptions); this module parses the flags and calls
 it.
 """
@@ -21,7 +22,8 @@ def run(args):
     """Entry point of `python main.py export`; returns the exit code."""
     opts = ExportOptions.from_args(args)
     export(
-        opts.run, opts.out, onnx=opts.onnx, which=opts.checkpoint, int8=opts.int8,
-        calibration_images=opts.calibration_images, data_dir=opts.data_dir, threads=opts.threads,
+        opts.run, opts.out, onnx=opts.onnx, which=opts.checkpoint, tflite=opts.tflite,
+        int8=opts.int8, calibration_images=opts.calibration_images, data_dir=opts.data_dir,
+        threads=opts.threads,
     )  # fmt: skip
     return 0

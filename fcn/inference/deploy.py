@@ -48,8 +48,10 @@ def describe(folder, meta, spec, calibration=None):
         "input": {
             "images": "uint8 (N, H, W, 3) RGB, any H, W (one size per batch)",
             "network_size": [h, w],
-            "resize": f"inside the model: INTER_AREA to {h}x{w}, probabilities bilinearly back "
-            "to H x W (tf, onnxruntime)",
+            "resize": f"tf, onnxruntime: inside the model, INTER_AREA to {h}x{w} and the "
+            "probabilities bilinearly back to H x W; tflite: the model takes (1, "
+            f"{h}, {w}, 3) float 0..255 and the same two resizes run outside it "
+            "(fcn.inference.tflite.TFLitePredictor)",
         },
         "classes": [
             {"id": i, "name": n, "color": None if c is None else list(c)}

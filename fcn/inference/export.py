@@ -17,6 +17,8 @@ OUT/ holds
     frozen_graph.pb   the same graph as one GraphDef, for tools that want one
     model.onnx        (--onnx) the frozen graph through tf2onnx, checked with onnxruntime
     model_int8.onnx   (--onnx --int8) its static int8 quantisation (fcn.inference.quantize)
+    model.tflite      (--tflite) the network alone at the run's network size, resizing outside
+                      (fcn.inference.tflite); model_int8.tflite with --int8
     export.json       what `infer --run OUT` and other tools need: tensor names, the run's
                       config, the checks done, and (fcn.inference.deploy) each backend's
                       file, the input contract, classes and palette, the calibration set and
@@ -72,7 +74,16 @@ class ExportOptions(options.Options):
         "also write model.onnx via tf2onnx, checked with onnxruntime (optional extras)",
         action="store_true",
     )
-    int8: bool = field(False, "with --onnx: also model_int8.onnx (int8)", action="store_true")
+    tflite: bool = field(
+        False,
+        "also write model.tflite: the network at the run's network size, resizing outside",
+        action="store_true",
+    )
+    int8: bool = field(
+        False,
+        "with --onnx / --tflite: also model_int8.onnx / model_int8.tflite",
+        action="store_true",
+    )
     calibration_images: int = field(
         DEFAULT_CALIBRATION_IMAGES, "with --int8: training images to calibrate on", metavar="N"
     )
@@ -83,8 +94,8 @@ class ExportOptions(options.Options):
     checkpoint: str = options.checkpoint()
 
     def problems(self):
-        if self.int8 and not self.onnx:
-            yield "--int8 quantises the ONNX model; add --onnx"
+        if self.int8 and not (self.onnx or self.tflite):
+            yield "--int8 quantises the ONNX or TFLite model; add --onnx or --tflite"
         yield checks.at_least("--calibration-images", self.calibration_images, 1)
 
 
@@ -284,16 +295,17 @@ def _tensor_names(config, spec):
 _SERVING_FIXED = (names.IMAGE_INPUT, names.IS_TRAINING, names.KEEP_PROB)
 
 
-def serving_graph(frozen, spec):
+def serving_graph(frozen, spec, fixed=_SERVING_FIXED):
     """The frozen prediction path as it serves: the inputs of _SERVING_FIXED folded to their
     defaults, and every `where(is_training, a, b)` (batch norm's statistics, decoder dropout:
     fcn.models.layers) replaced by `b`, so the batch moments computed only for training are
     pruned away rather than left for Grappler to fold (which leaves dangling control inputs
     that tf2onnx cannot convert: "Non-existent input ^encoder/.../Conv2D"). Both branches have
-    one shape in those selects, so the output is the same tensor the select gave."""
+    one shape in those selects, so the output is the same tensor the select gave. `fixed`: the
+    inputs folded (TFLite keeps image_input: fcn.inference.tflite)."""
     import tensorflow.compat.v1 as tf
 
-    graph_def = _defaults_fixed(frozen, _SERVING_FIXED)
+    graph_def = _defaults_fixed(frozen, fixed)
     for node in graph_def.node:
         if node.op in ("Select", "SelectV2") and node.input[0] == names.IS_TRAINING:
             dtype = node.attr["T"].type
@@ -331,13 +343,14 @@ def _write_tensorflow(frozen, config, spec, folder, sample):
 
 
 def export(
-    run_dir, out_dir, onnx=False, which="best", log=print, int8=False,
+    run_dir, out_dir, onnx=False, which="best", log=print, tflite=False, int8=False,
     calibration_images=DEFAULT_CALIBRATION_IMAGES, data_dir=None, threads=None,
 ):  # fmt: skip
     """Write the export of `run_dir` to `out_dir` (new or empty); returns its metadata dict.
     data_dir: the run's data folder (default its config's), for --int8's calibration images
     and the quality of each file on the validation split."""
     from fcn.inference import deploy, restore
+    from fcn.inference import tflite as tflite_export
 
     _check_out(out_dir)
     if onnx:
@@ -352,6 +365,17 @@ def export(
     sample = np.random.default_rng(0).integers(0, 256, _CHECK_SHAPE, dtype=np.uint8)
     try:
         serving_def, reference = _write_tensorflow(frozen, config, spec, staging, sample)
+        if tflite:
+            tflite_record = tflite_export.write(
+                frozen,
+                config,
+                spec,
+                staging,
+                run_dir,
+                data_dir,
+                calibration_images if int8 else None,
+                log,
+            )
         del frozen  # free this copy of the weights before tf2onnx makes its own
         gc.collect()
         onnx_diff = None
@@ -366,10 +390,16 @@ def export(
                     f"(> {ONNX_TOLERANCE:g}) in probability; export without --onnx"
                 )
         data_dir = data_dir or config.data_dir
-        calibration = int8 and deploy.write_int8_onnx(
+        calibration = (int8 and onnx) and deploy.write_int8_onnx(
             staging, run_dir, data_dir, spec, calibration_images, log
         )
         meta = _metadata(run_dir, checkpoint, config, spec, onnx_diff if onnx else None)
+        if tflite:
+            meta["tflite"] = tflite_record
+            tflite_record["max_abs_diff"] = tflite_export.check(staging, meta, sample, reference)
+        if tflite and int8 and not calibration:  # the same training images ONNX would take
+            picked = tflite_record["int8"]
+            calibration = dict(split="train", data_dir=picked["data_dir"], images=picked["images"])
         meta.update(deploy.describe(staging, meta, spec, calibration))
         runs.write_json(os.path.join(staging, METADATA_FILE), meta)
         split = os.path.join(run_dir, "split.json")
@@ -390,6 +420,8 @@ def export(
         shutil.rmtree(staging, ignore_errors=True)
         raise
     onnx_note = f", ONNX (max abs diff {onnx_diff:.1e} vs TF)" if onnx else ""
+    if tflite:
+        onnx_note += f", TFLite (max abs diff {meta['tflite']['max_abs_diff']:.1e} vs TF)"
     log(
         f"exported {checkpoint} to {out_dir} in {time.time() - t0:.1f}s: SavedModel "
         f"'{SIGNATURE_KEY}' (images uint8 NxHxWx3 -> {', '.join(meta['outputs'])}), "

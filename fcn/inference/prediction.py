@@ -210,7 +210,9 @@ class Stages:
             self._logits = tf.placeholder(tf.float32, [None, None, None, None])
             self._size = tf.placeholder(tf.int32, [2])
             self._threshold = tf.placeholder_with_default(float(threshold), [])
-            self._full = upsample(tf.nn.softmax(self._logits), self._size)
+            # Fed directly by a network that ends in its softmax (TFLite: fcn.inference.tflite).
+            self._probs = tf.placeholder_with_default(tf.nn.softmax(self._logits), [None] * 4)
+            self._full = upsample(self._probs, self._size)
             self._mask = decide(self._full, spec, self._threshold)
         self.sess = tf.Session(graph=self.graph)
 
@@ -218,9 +220,11 @@ class Stages:
         """uint8 (N, H, W, 3) -> the network's float32 input (N, h, w, 3)."""
         return self.sess.run(self._network_in, {self._images: images})
 
-    def finish(self, logits, size, threshold=None):
-        """Logits (N, h, w, C) -> (probs_full (N, H, W, C), mask (N, H, W)) at size (H, W)."""
-        feed = {self._logits: logits, self._size: size}
+    def finish(self, logits, size, threshold=None, probs=None):
+        """Logits (N, h, w, C) -> (probs_full (N, H, W, C), mask (N, H, W)) at size (H, W);
+        or, with logits None, the network-size probabilities `probs` (N, h, w, C)."""
+        feed = {self._size: size}
+        feed.update({self._logits: logits} if probs is None else {self._probs: probs})
         if threshold is not None:
             feed[self._threshold] = threshold
         return self.sess.run([self._full, self._mask], feed)

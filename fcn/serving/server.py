@@ -2,8 +2,9 @@
 
 `ServeOptions` are `python main.py serve`'s flags (fcn.options); `serve(opts)` opens the
 Predictor on its --backend (fcn.inference.backends.open_backend, as infer does; wrapped by
-fcn.inference.windows for --predict slide and --scales), builds the app (fcn.serving.app) and runs uvicorn on a socket bound here, so port 0
-(any free port) works and the address printed is the real one.
+fcn.inference.windows for --predict slide and --scales), builds the app (fcn.serving.app) and
+runs uvicorn on a socket bound here, so port 0 (any free port) works and the address printed
+is the real one.
 
 SIGTERM (or Ctrl-C): uvicorn stops accepting, answers every request in flight, then the
 lifespan finishes the batcher's queue; `serve` returns and the command exits 0.

@@ -1,0 +1,402 @@
+"""TFLite: the network part of an export as model.tflite (float32) and model_int8.tflite
+(full-integer), and `TFLitePredictor`, which predicts with either through the prediction path.
+
+A TFLite model is fixed to the run's network size (h, w), so only the network is converted:
+
+    images       uint8 (N, H, W, 3) RGB, any H, W           } outside the model, in TensorFlow
+      -> to_network_size (INTER_AREA) -> float32 (N, h, w, 3) } (fcn.inference.prediction.Stages)
+    image_input  float32 (N, h, w, 3) raw 0..255 levels       <- model.tflite's input
+      -> normalise, network, all inside the model
+    logits       float32 (N, h, w, C)                         <- model.tflite's output
+      -> softmax, bilinear upsampling to (H, W), decision      } outside, Stages again
+
+A run with --tta ends at `probs` instead: the mean of the copies' softmax, inside the model.
+Ending at the logits keeps the int8 model's softmax in float: its int8 output is then scaled
+to the logits' own range, where a softmax output is fixed to steps of 1/256 that decide every
+probability within 1/512 of the threshold alike (a near-chance model's whole mask).
+
+so an image of any size is resized as TensorFlow resizes it, not refused. The model takes one
+image a call (BATCH); a batch is fed image by image. Threads are XNNPACK's (the interpreter's
+num_threads), which TFLite's CPU path runs through.
+
+The int8 model is TFLite's full-integer quantisation (int8 weights per channel, int8 activations
+per tensor, int8 input and output) calibrated on training images passed through the same
+to_network_size, one at a time at their own sizes: its input scale is about 1 level, its output
+(a softmax) 1/256. TFLitePredictor quantises the input and dequantises the output with the
+model's own scale and zero point.
+"""
+
+import os
+import warnings
+
+import numpy as np
+
+from fcn import names
+from fcn.errors import UserError
+from fcn.inference.predictor import DEFAULT_BATCH_SIZE, Predictor
+
+FLOAT_FILE = "model.tflite"
+INT8_FILE = "model_int8.tflite"
+INPUT_NAME = names.IMAGE_INPUT  # float32 (N, h, w, 3) raw levels at the network size
+
+
+def output_name(config):
+    """The model's output: logits (N, h, w, C), or with --tta the averaged probs (N, h, w, C)."""
+    return names.LOGITS if config.tta == "none" else names.PROBS
+
+
+# One image a call: with every shape static, the transposed convolutions' output shapes and the
+# decoders' fitting pads fold to constants, so XNNPACK takes the whole graph; a free batch (-1)
+# left them to TFLite's own kernels in 6 partitions.
+BATCH = 1
+TOLERANCE = 1e-4  # max abs difference of probabilities, float TFLite vs TensorFlow, at export
+_FLAGS = {False: "--tflite", True: "--tflite --int8"}
+
+
+# --------------------------------------------------------------------------------------------
+# Conversion
+# --------------------------------------------------------------------------------------------
+
+
+def _is_dropout_mask(graph_def):
+    """Names of the SelectV2 nodes that apply a dropout mask: where_v2(uniform >= rate, x/(1-rate),
+    0) as tf.nn.dropout builds it."""
+    ops = {n.name: n for n in graph_def.node}
+
+    def source(name):
+        return ops.get(name.lstrip("^").split(":")[0])
+
+    found = set()
+    for node in graph_def.node:
+        if node.op != "SelectV2":
+            continue
+        cond = source(node.input[0])
+        if cond is not None and cond.op == "GreaterEqual":
+            random = source(cond.input[0])
+            if random is not None and random.op == "RandomUniform":
+                found.add(node.name)
+    return found
+
+
+def network_graph(frozen, config, spec):
+    """The frozen prediction path cut to the network: image_input a float32 placeholder of shape
+    (BATCH, h, w, 3), output_name the output; training switches, dropout and the resize pruned
+    away."""
+    import tensorflow.compat.v1 as tf
+
+    from fcn.inference import export
+
+    # is_training, keep_prob and tta to their serving defaults; batch norm's selects to their
+    # moving statistics (export.serving_graph); image_input stays an input.
+    graph_def = export.serving_graph(frozen, spec, fixed=(names.IS_TRAINING, names.KEEP_PROB))
+    graph_def = export._defaults_fixed(graph_def, (names.TTA,))
+    # At serving keep_prob is 1: dropout's mask (uniform [0, 1) >= rate 0) keeps every pixel and
+    # its scale is 1, so the select is its kept branch. Left in, TFLite would draw the random
+    # numbers on every call (RANDOM_UNIFORM, which full-integer quantisation cannot take).
+    dropout = _is_dropout_mask(graph_def)
+    h, w = config.image_shape
+    for node in graph_def.node:
+        if node.name in dropout:
+            dtype, kept = node.attr["T"].type, node.input[1]
+            node.op = "Identity"
+            del node.input[:]
+            node.input.append(kept)
+            node.attr.clear()
+            node.attr["T"].type = dtype
+        elif node.name == INPUT_NAME:
+            node.op = "Placeholder"
+            del node.input[:]
+            node.attr.clear()
+            node.attr["dtype"].type = tf.float32.as_datatype_enum
+            node.attr["shape"].shape.CopyFrom(tf.TensorShape([BATCH, h, w, 3]).as_proto())
+    if config.tta == "none":
+        _logits_named(graph_def)
+    graph_def = _branches_folded(tf.graph_util.extract_sub_graph(graph_def, [output_name(config)]))
+    _to_identity(graph_def, _no_op_fits(graph_def))
+    return tf.graph_util.extract_sub_graph(graph_def, [output_name(config)])
+
+
+def _branches_folded(graph_def):
+    """Grappler's constant folding and dead-branch removal on the network graph: the --tta
+    copies' tf.cond (Switch/Merge) on the now constant `not is_training and tta` becomes its
+    taken branch. Left as TFLite's If, its branch lost the batch's static shape ("begin tensor
+    elements size is not equal to input tensor rank")."""
+    import tensorflow.compat.v1 as tf
+    from tensorflow.core.protobuf import config_pb2
+    from tensorflow.python.grappler import tf_optimizer  # what tf2onnx's tf_optimize runs
+
+    graph = tf.Graph()
+    with graph.as_default():
+        tf.import_graph_def(graph_def, name="")
+    for output in {names.LOGITS, names.PROBS} & {n.name for n in graph_def.node}:
+        graph.add_to_collection("train_op", graph.get_operation_by_name(output))  # kept
+    options = config_pb2.ConfigProto()
+    rewrite = options.graph_options.rewrite_options
+    rewrite.optimizers[:] = ["constfold", "loop", "dependency"]
+    rewrite.min_graph_nodes = -1  # however small the graph
+    return tf_optimizer.OptimizeGraph(options, tf.train.export_meta_graph(graph=graph))
+
+
+def _no_op_fits(graph_def):
+    """Names of the decoders' `fit` pads and crops (fcn.models.layers.fit: MirrorPad, then
+    StridedSlice) that keep their input's static shape at the network size: identities, which
+    TFLite would still run outside XNNPACK, cutting its graph into pieces."""
+    import tensorflow.compat.v1 as tf
+
+    graph = tf.Graph()
+    with graph.as_default():
+        tf.import_graph_def(graph_def, name="")
+    found = set()
+    for op in graph.get_operations():
+        if op.type != "MirrorPad":
+            continue
+        same = [op] + [c for c in op.outputs[0].consumers() if c.type == "StridedSlice"]
+        for o in same:
+            shape_in, shape_out = o.inputs[0].shape, o.outputs[0].shape
+            if shape_in.is_fully_defined() and shape_in == shape_out:
+                found.add(o.name)
+    return found
+
+
+def _to_identity(graph_def, names_):
+    """Make the named nodes Identity of their first input (a no-op pad, crop or select)."""
+    for node in graph_def.node:
+        if node.name in names_:
+            dtype, kept = node.attr["T"].type, node.input[0]
+            node.op = "Identity"
+            del node.input[:]
+            node.input.append(kept)
+            node.attr.clear()
+            node.attr["T"].type = dtype
+
+
+def _logits_named(graph_def):
+    """Add `logits`, the input of the softmax behind `probs`: freezing pruned the training
+    graph's own logits identity (no export output needs it)."""
+    ops = {n.name: n for n in graph_def.node}
+    softmax = ops[ops[names.PROBS].input[0]]
+    assert softmax.op == "Softmax" and names.LOGITS not in ops, softmax.op
+    node = graph_def.node.add(name=names.LOGITS, op="Identity", input=[softmax.input[0]])
+    node.attr["T"].CopyFrom(softmax.attr["T"])
+
+
+def convert(graph_def, output, calibration=None):
+    """network_graph's GraphDef (`output`: its output's name) -> TFLite flatbuffer bytes:
+    float32, or with `calibration` (float32 (1, h, w, 3) network inputs) full-integer int8."""
+    import tensorflow.compat.v1 as tf
+
+    graph = tf.Graph()
+    with graph.as_default(), tf.Session(graph=graph) as sess:
+        tf.import_graph_def(graph_def, name="")
+        get = graph.get_tensor_by_name
+        converter = tf.lite.TFLiteConverter.from_session(
+            sess, [get(names.tensor(INPUT_NAME))], [get(names.tensor(output))]
+        )
+        if calibration is not None:
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+            converter.representative_dataset = lambda: ([x] for x in calibration)
+            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+            converter.inference_input_type = tf.int8
+            converter.inference_output_type = tf.int8
+        try:
+            return converter.convert()
+        except Exception as e:
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise UserError(
+                f"TFLite could not convert the model ({first[:200]}); drop --tflite"
+            ) from None
+
+
+def network_inputs(images, config, spec):
+    """uint8 RGB images of any sizes -> [float32 (1, h, w, 3)]: each resized as predicting
+    resizes it (Stages.to_network), the int8 model's representative dataset."""
+    from fcn.inference import prediction
+
+    stages = prediction.Stages(config.image_shape, spec, config.threshold)
+    try:
+        return [stages.to_network(image[None]) for image in images]
+    finally:
+        stages.close()
+
+
+def export_tflite(frozen, config, spec, folder, calibration=None, log=print):
+    """Write model.tflite (and, given `calibration` images, model_int8.tflite) of the frozen
+    prediction path into `folder`; returns export.json's "tflite" record."""
+    graph_def = network_graph(frozen, config, spec)
+    with open(os.path.join(folder, FLOAT_FILE), "wb") as f:
+        f.write(convert(graph_def, output_name(config)))
+    h, w = config.image_shape
+    record = {
+        "file": FLOAT_FILE,
+        "int8_file": None,
+        "input": {
+            INPUT_NAME: f"float32 (N, {h}, {w}, 3) raw 0..255 RGB levels at the network size"
+        },
+        "input_shape": [BATCH, h, w, 3],
+        "output": output_name(config),
+        "outputs": {
+            output_name(config): f"float32 (N, {h}, {w}, {spec.num_classes}) "
+            + ("logits" if config.tta == "none" else f"probabilities (--tta {config.tta})")
+        },
+        "resize": f"outside the model: images INTER_AREA-resized to {h}x{w} and rounded to "
+        "levels before it, its probabilities bilinearly upsampled back to H x W and decided "
+        "after it (fcn.inference.prediction.Stages; fcn.inference.tflite.TFLitePredictor)",
+    }
+    if calibration is not None:
+        if not calibration:
+            raise UserError(
+                "--int8 needs calibration images and got none; pass the run's --data-dir"
+            )
+        with open(os.path.join(folder, INT8_FILE), "wb") as f:
+            f.write(
+                convert(graph_def, output_name(config), network_inputs(calibration, config, spec))
+            )
+        record["int8_file"] = INT8_FILE
+        record["int8"] = {
+            "weights": "int8, per channel",
+            "activations": "int8, per tensor",
+            "input_output": "int8 (TFLitePredictor quantises and dequantises)",
+            "calibration_images": len(calibration),
+        }
+        log(f"quantised the TFLite model to int8 on {len(calibration)} training images")
+    return record
+
+
+def write(frozen, config, spec, folder, run_dir, data_dir, calibration_count, log):
+    """model.tflite (and, given a calibration_count, model_int8.tflite calibrated on that many of
+    the run's training images; None: float only) into `folder`; returns export.json's "tflite"
+    record."""
+    from fcn.inference import run_images
+
+    images = None
+    if calibration_count is not None:
+        data_dir = data_dir or config.data_dir
+        examples = run_images.calibration_examples(run_dir, data_dir, spec, calibration_count)
+        images = run_images.read_images(examples)
+    record = export_tflite(frozen, config, spec, folder, images, log)
+    if images is not None:
+        record["int8"]["images"] = [ex.name for ex in examples]
+        record["int8"]["data_dir"] = os.path.abspath(data_dir)
+    return record
+
+
+def check(folder, meta, sample, reference):
+    """Max abs difference of the probabilities, float TFLite on `sample` vs TF's `reference`;
+    a UserError over TOLERANCE."""
+    with TFLitePredictor(folder, meta, batch_size=len(sample)) as model:
+        probs, _ = model.predict(sample)
+    diff = float(np.abs(probs - reference).max())
+    if not diff < TOLERANCE:
+        raise UserError(
+            f"the TFLite model differs from TensorFlow by {diff:.2e} (> {TOLERANCE:g}) "
+            "in probability; export without --tflite"
+        )
+    return diff
+
+
+# --------------------------------------------------------------------------------------------
+# Prediction
+# --------------------------------------------------------------------------------------------
+
+
+def interpreter(path, threads):
+    """A tf.lite.Interpreter of `path` with `threads` XNNPACK threads."""
+    import tensorflow as tf
+
+    with warnings.catch_warnings():  # "tf.lite.Interpreter is deprecated ... ai_edge_litert"
+        warnings.simplefilter("ignore")
+        try:
+            return tf.lite.Interpreter(model_path=path, num_threads=int(threads))
+        except (ValueError, RuntimeError) as e:
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise UserError(f"TFLite cannot load {path}: {first[:200]}; re-export it") from None
+
+
+def _default_threads():
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+class TFLitePredictor(Predictor):
+    """An export folder's model.tflite (or, int8, model_int8.tflite) as a Predictor.
+
+    meta: the folder's export.json (fcn.inference.restore.read_metadata). The run's --tta is in
+    the model and cannot be switched off.
+    """
+
+    def __init__(self, export_dir, meta, int8=False, threads=None, batch_size=None):
+        from fcn import config as cfg
+        from fcn.inference import prediction, restore
+
+        record = meta.get("tflite") or {}
+        file = record.get("int8_file" if int8 else "file")
+        if not file or not os.path.isfile(os.path.join(export_dir, file)):
+            wanted = INT8_FILE if int8 else FLOAT_FILE
+            has = [
+                f for f in (FLOAT_FILE, INT8_FILE) if os.path.isfile(os.path.join(export_dir, f))
+            ]
+            raise UserError(
+                f"the export {export_dir} has no {wanted} (TFLite files: "
+                f"{', '.join(has) or 'none'}); make it with "
+                f"`python main.py export --run RUN_DIR --out DIR {_FLAGS[int8]}`"
+            )
+        self.path = os.path.join(export_dir, file)
+        self.config = cfg.Config.from_dict(meta["config"])
+        self.spec = restore.export_spec(meta, self.config)
+        self.network_size = tuple(self.config.image_shape)
+        self.threshold = float(self.config.threshold)
+        self.tta = self.config.tta
+        self.precision = "int8" if int8 else "float32"
+        self.threads = int(threads or _default_threads())
+        self.batch_size = batch_size or DEFAULT_BATCH_SIZE
+        self.source = f"{self.path} (tflite, {self.threads} threads)"
+        self._interpreter = interpreter(self.path, self.threads)
+        self._input = self._interpreter.get_input_details()[0]
+        self._output = self._interpreter.get_output_details()[0]
+        self._ends_at_probs = record.get("output", names.PROBS) == names.PROBS
+        self._interpreter.allocate_tensors()
+        self._stages = prediction.Stages(self.network_size, self.spec, self.threshold)
+
+    def network(self, x):
+        """float32 (N, h, w, 3) network input -> float32 (N, h, w, C) logits (or with --tta,
+        probabilities)."""
+        it, inp, out = self._interpreter, self._input, self._output
+        q = _quantized(x, inp)
+        ys = []
+        for i in range(0, len(x), BATCH):  # the model's own batch
+            it.set_tensor(inp["index"], q[i : i + BATCH])
+            it.invoke()
+            ys.append(it.get_tensor(out["index"]))
+        y = _dequantized(np.concatenate(ys), out)
+        if self._ends_at_probs and out["dtype"] != np.float32:  # steps of 1/256: sum to 1 again
+            y /= np.maximum(y.sum(axis=-1, keepdims=True), 1e-12)
+        return y
+
+    def _predict_batch(self, batch, threshold):
+        y = self.network(self._stages.to_network(batch))
+        if self._ends_at_probs:
+            return self._stages.finish(None, batch.shape[1:3], threshold, probs=y)
+        return self._stages.finish(y, batch.shape[1:3], threshold)
+
+    def close(self):
+        self._interpreter = None
+        self._stages.close()
+
+
+def _quantized(x, detail):
+    """float32 -> the input tensor's dtype: q = round(x / scale) + zero_point, saturated."""
+    if detail["dtype"] == np.float32:
+        return x.astype(np.float32, copy=False)
+    scale, zero = detail["quantization"]
+    info = np.iinfo(detail["dtype"])
+    return np.clip(np.round(x / scale) + zero, info.min, info.max).astype(detail["dtype"])
+
+
+def _dequantized(q, detail):
+    """The output tensor as float32: (q - zero_point) * scale."""
+    if detail["dtype"] == np.float32:
+        return q
+    scale, zero = detail["quantization"]
+    return ((q.astype(np.float32) - zero) * scale).astype(np.float32)
