@@ -132,7 +132,10 @@ def test_too_few_calibration_images_leave_no_export(trained_run, tmp_path, count
 def test_int8_without_tflite_is_refused_in_one_line(trained_run, tmp_path, capsys):
     out = tmp_path / "model"
     assert cli.main(["export", "--run", trained_run, "--out", str(out), "--int8"]) == 2
-    assert "--int8 quantises the TFLite model; add --tflite" in capsys.readouterr().err
+    assert (
+        "--int8 quantises the ONNX or TFLite model; add --onnx or --tflite"
+        in capsys.readouterr().err
+    )
     assert not out.exists()
 
 
@@ -156,3 +159,24 @@ def test_a_batch_norm_dropout_tta_network_converts_whole(tiny_config, tmp_path):
             expected, _ = reference.predict(images)
         probs, _ = model.predict(images)
     assert np.abs(probs - expected).max() < FLOAT_TOLERANCE
+
+
+def test_evaluate_and_infer_run_on_the_tflite_files(exported, meta, tmp_path):
+    import cv2
+
+    # export.json lists and scores the TFLite files as the other backends' (fcn.inference.deploy).
+    assert {"tf", "tflite", "tflite-int8"} <= set(meta["backends"])
+    assert meta["backends"]["tflite-int8"]["file"] == "model_int8.tflite"
+    assert len(meta["calibration"]["images"]) == CALIBRATION
+    assert set(meta["quality"]["backends"]) >= {"tflite", "tflite-int8"}
+    image = _images(4)[0][0]
+    cv2.imwrite(str(tmp_path / "a.png"), image[..., ::-1])
+    for int8, key in ((False, "tflite"), (True, "tflite-int8")):
+        flags = ["--backend", "tflite", "--threads", "1"] + (["--int8"] if int8 else [])
+        out = tmp_path / key
+        argv = ["infer", "--run", exported, str(tmp_path / "a.png"), "--out", str(out)]
+        assert cli.main(argv + ["--save-mask"] + flags) == 0
+        assert cv2.imread(str(out / "a_mask.png"), cv2.IMREAD_UNCHANGED).shape == (75, 250)
+        assert cli.main(["evaluate", "--run", exported] + flags) == 0
+        metrics = runs.read_json(os.path.join(exported, "eval", "metrics.json"))
+        assert metrics["backend"] == key and metrics["num_images"] == 2

@@ -126,13 +126,6 @@ def open_backend(
 
 
 def _tflite_class():
-    try:
-        from fcn.inference.tflite import TFLitePredictor
-    except ModuleNotFoundError as e:
-        if e.name not in ("fcn.inference.tflite", "tflite"):
-            raise
-        raise UserError(
-            "--backend tflite needs fcn/inference/tflite.py, which this version lacks; use "
-            "--backend tf or onnxruntime"
-        ) from None
+    from fcn.inference.tflite import TFLitePredictor  # TensorFlow's interpreter: imported late
+
     return TFLitePredictor
