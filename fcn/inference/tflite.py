@@ -93,17 +93,10 @@ def network_graph(frozen, config, spec):
     # At serving keep_prob is 1: dropout's mask (uniform [0, 1) >= rate 0) keeps every pixel and
     # its scale is 1, so the select is its kept branch. Left in, TFLite would draw the random
     # numbers on every call (RANDOM_UNIFORM, which full-integer quantisation cannot take).
-    dropout = _is_dropout_mask(graph_def)
+    _to_identity(graph_def, _is_dropout_mask(graph_def), kept=1)  # select(mask, kept, 0)
     h, w = config.image_shape
     for node in graph_def.node:
-        if node.name in dropout:
-            dtype, kept = node.attr["T"].type, node.input[1]
-            node.op = "Identity"
-            del node.input[:]
-            node.input.append(kept)
-            node.attr.clear()
-            node.attr["T"].type = dtype
-        elif node.name == INPUT_NAME:
+        if node.name == INPUT_NAME:
             node.op = "Placeholder"
             del node.input[:]
             node.attr.clear()
@@ -158,14 +151,15 @@ def _no_op_fits(graph_def):
     return found
 
 
-def _to_identity(graph_def, names_):
-    """Make the named nodes Identity of their first input (a no-op pad, crop or select)."""
+def _to_identity(graph_def, names_, kept=0):
+    """Make the named nodes Identity of their input number `kept` (a no-op pad, crop or
+    select)."""
     for node in graph_def.node:
         if node.name in names_:
-            dtype, kept = node.attr["T"].type, node.input[0]
+            dtype, kept_input = node.attr["T"].type, node.input[kept]
             node.op = "Identity"
             del node.input[:]
-            node.input.append(kept)
+            node.input.append(kept_input)
             node.attr.clear()
             node.attr["T"].type = dtype
 
