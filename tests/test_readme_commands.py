@@ -100,15 +100,17 @@ RUN = {
         "python main.py export --run {run} --out exported/ --onnx"
     ),
     # Deploy: int8 calibrated on the tiny run's few training images.
-    "python main.py export --run runs/RUN --out deployed/ --onnx --int8": (
-        "python main.py export --run {run} --out deployed/ --onnx --int8 --calibration-images 2"
+    "python main.py export --run runs/RUN --out deployed/ --onnx --tflite --int8": (
+        "python main.py export --run {run} --out deployed/ --onnx --tflite --int8 "
+        "--calibration-images 2"
     ),
     "python main.py evaluate --run deployed/ --backend onnxruntime --int8": (
         "python main.py evaluate --run deployed/ --backend onnxruntime --int8"
     ),
-    "python main.py bench --run deployed/ --backends tf,onnxruntime,onnxruntime-int8": (
-        "python main.py bench --run deployed/ --backends tf,onnxruntime,onnxruntime-int8 "
-        "--calls 1 --threads 1"
+    "python main.py bench --run deployed/ --backends tf,onnxruntime,onnxruntime-int8,tflite,"
+    "tflite-int8": (
+        "python main.py bench --run deployed/ --backends "
+        "tf,onnxruntime,onnxruntime-int8,tflite,tflite-int8 --calls 1 --threads 1"
     ),
     "python main.py report runs/RUN [...]": "python main.py report {run}",
     "python main.py train --help": "python main.py train --help",
