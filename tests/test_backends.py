@@ -190,7 +190,7 @@ def test_missing_onnxruntime_names_the_extras(exported, monkeypatch):
 
 
 def test_serve_answers_from_the_int8_file_what_infer_writes(exported, tmp_path):
-    from test_serve import Running, call
+    from test_serve import call, serving
 
     from fcn.serving import server
 
@@ -201,19 +201,14 @@ def test_serve_answers_from_the_int8_file_what_infer_writes(exported, tmp_path):
     assert cli.main(argv + ["--save-mask"] + flags) == 0
     written = cv2.imread(str(tmp_path / "out" / "a_mask.png"), cv2.IMREAD_UNCHANGED)
     opts = server.ServeOptions(run=exported, backend="onnxruntime", int8=True, threads=1, port=0)
-    model, how = server.open_model(opts)
-    with model:
-        running = Running(server.make_service(model, opts, how))
-        try:
-            status, _, answer = call(running.url, "GET", "/v1/models/fcn/metadata")
-            facts = json.loads(answer)["metadata"]["fcn"]
-            assert status == 200 and (facts["backend"], facts["precision"]) == (
-                "onnxruntime-int8", "int8",
-            )  # fmt: skip
-            body = open(tmp_path / "a.png", "rb").read()
-            status, _, answer = call(running.url, "POST", "/v1/segment?output=mask", body)
-            served = cv2.imdecode(np.frombuffer(answer, np.uint8), cv2.IMREAD_UNCHANGED)
-            assert status == 200
-            np.testing.assert_array_equal(served, written)
-        finally:
-            running.stop()
+    with serving(opts) as running:
+        status, _, answer = call(running.url, "GET", "/v1/models/fcn/metadata")
+        facts = json.loads(answer)["metadata"]["fcn"]
+        assert status == 200 and (facts["backend"], facts["precision"]) == (
+            "onnxruntime-int8", "int8",
+        )  # fmt: skip
+        body = open(tmp_path / "a.png", "rb").read()
+        status, _, answer = call(running.url, "POST", "/v1/segment?output=mask", body)
+        served = cv2.imdecode(np.frombuffer(answer, np.uint8), cv2.IMREAD_UNCHANGED)
+        assert status == 200
+        np.testing.assert_array_equal(served, written)

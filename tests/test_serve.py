@@ -3,6 +3,7 @@ and SIGTERM. Every server listens on 127.0.0.1 at a free port and is stopped by 
 loop is bounded in count and time."""
 
 import base64
+import contextlib
 import glob
 import http.client
 import json
@@ -80,6 +81,18 @@ class Running:
         self.uvicorn.should_exit = True
         self.thread.join(LIMIT_S)
         assert not self.thread.is_alive(), "server did not stop"
+
+
+@contextlib.contextmanager
+def serving(opts):
+    """The model `opts` names, served on 127.0.0.1 at a free port; stopped and closed after."""
+    model, how = server.open_model(opts)
+    with model:
+        running = Running(server.make_service(model, opts, how))
+        try:
+            yield running
+        finally:
+            running.stop()
 
 
 def _options(run, **changes):
@@ -606,21 +619,16 @@ def test_slide_prediction_is_passed_through(trained_run, frames, tmp_path):
     )
     infer.run_inference(opts, log=lambda *a: None)
     serve_opts = _options(trained_run, **settings)
-    model, how = server.open_model(serve_opts)
-    with model:
-        running = Running(server.make_service(model, serve_opts, how))
-        try:
-            status, _, answer = call(running.url, "GET", "/v1/models/fcn/metadata")
-            facts = json.loads(answer)["metadata"]["fcn"]
-            assert facts["prediction"] == {"predict": "slide", "overlap": 0.5, "scales": [1, 2]}
-            for path in synth:
-                status, _, answer = call(running.url, "POST", "/v1/segment", _read(path))
-                stem = os.path.splitext(os.path.basename(path))[0]
-                written = cv2.imread(str(tmp_path / f"{stem}_mask.png"), cv2.IMREAD_UNCHANGED)
-                assert status == 200
-                np.testing.assert_array_equal(_png(answer), written)
-        finally:
-            running.stop()
+    with serving(serve_opts) as running:
+        status, _, answer = call(running.url, "GET", "/v1/models/fcn/metadata")
+        facts = json.loads(answer)["metadata"]["fcn"]
+        assert facts["prediction"] == {"predict": "slide", "overlap": 0.5, "scales": [1, 2]}
+        for path in synth:
+            status, _, answer = call(running.url, "POST", "/v1/segment", _read(path))
+            stem = os.path.splitext(os.path.basename(path))[0]
+            written = cv2.imread(str(tmp_path / f"{stem}_mask.png"), cv2.IMREAD_UNCHANGED)
+            assert status == 200
+            np.testing.assert_array_equal(_png(answer), written)
 
 
 # ---------------------------------------------------------------- options
