@@ -2,6 +2,7 @@
 order the suite always had; draws replay from a saved generator state."""
 
 import math
+import types
 
 import numpy as np
 import pytest
@@ -57,3 +58,27 @@ def test_uniform_is_todays_sequence_and_repeat_factor_rounds_stochastically():
     first = rf.order(rng)
     rng.bit_generator.state = state
     np.testing.assert_array_equal(rf.order(rng), first)
+
+
+def test_from_config_logs_each_class_and_repeats_nothing_when_no_class_is_rare():
+    split = data.CachedSplit([], np.zeros((5, 1, 1, 3), np.uint8), _labels())
+    names = ("background", "a_long_class_name", "c2")
+    lines = []
+    config = types.SimpleNamespace(sampling="repeat_factor", repeat_threshold=0.8)
+    sampler = sampling.Sampler.from_config(config, split, names, lines.append)
+    np.testing.assert_allclose(sampler.factors, [2.0, math.sqrt(2), 1.0, 1.0, 1.0])
+    # 2 + sqrt(2) + 3 draws; class 1's one image is drawn twice, class 2's images 1.71 times
+    assert lines[0] == "repeat-factor sampling (t = 0.8): 6.4 image draws per epoch for 5 images"
+    assert lines[2] == ("  a_long_class_name  in  20.0% of images, r_c 2.00, expected repeats 2.00")
+    assert lines[3].startswith("  c2                 in  40.0% of images, r_c 1.41")
+    assert lines[3].endswith("expected repeats 1.71")
+    # t = 0.2: the rarest class is in 20% of the images, so nothing is repeated, and the epoch
+    # is uniform's sequence (the same draws from the same generator state).
+    lines.clear()
+    config.repeat_threshold = 0.2
+    sampler = sampling.Sampler.from_config(config, split, names, lines.append)
+    assert sampler.factors is None
+    assert lines[-1].startswith("  repeats nothing: the rarest class is in 20.0% of the images")
+    np.testing.assert_array_equal(
+        sampler.order(np.random.default_rng(3)), sampling.Sampler(5).order(np.random.default_rng(3))
+    )

@@ -53,19 +53,32 @@ class Sampler:
             return cls(n)
         presence = class_presence(split.labels, len(class_names))
         per_image, per_class, share = repeat_factors(presence, config.repeat_threshold)
+        t = config.repeat_threshold
         if log:
             log(
-                f"repeat-factor sampling (t = {config.repeat_threshold:g}): "
-                f"{per_image.sum():.1f} image draws per epoch for {n} images"
+                f"repeat-factor sampling (t = {t:g}): {per_image.sum():.1f} image draws per epoch "
+                f"for {n} images"
             )
+            width = max(map(len, class_names), default=0)
             for c, name in enumerate(class_names):
                 seen = per_image[presence[:, c]].sum()  # expected draws of images with c
                 count = int(presence[:, c].sum())
                 ratio = seen / count if count else math.nan
                 log(
-                    f"  {name:<20} in {share[c]:6.1%} of images, r_c {per_class[c]:.2f}, "
+                    f"  {name:<{width}}  in {share[c]:6.1%} of images, r_c {per_class[c]:.2f}, "
                     f"expected repeats {ratio:.2f}"
                 )
+        if not (per_image > 1).any():
+            # Every class present is in at least t of the images (rare in pixels, not in
+            # images): nothing to repeat, so the epoch is uniform's, with uniform's sequence.
+            if log:
+                rarest = share[share > 0].min() if (share > 0).any() else 0.0
+                log(
+                    f"  repeats nothing: the rarest class is in {rarest:.1%} of the images, at "
+                    f"least t = {t:g}; training as --sampling uniform (raise --repeat-threshold "
+                    "above that share to repeat it)"
+                )
+            return cls(n)
         return cls(n, per_image)
 
     def order(self, rng):
