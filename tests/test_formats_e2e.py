@@ -30,7 +30,7 @@ def _run_dir(runs_dir):
     "kind,extra",
     [
         ("voc", ["--voc-aug"]),
-        ("labelme", ["--sampling", "repeat_factor", "--repeat-threshold", "0.5"]),
+        ("labelme", ["--sampling", "repeat_factor", "--repeat-threshold", "1.0"]),
         ("labelstudio", []),
     ],
 )

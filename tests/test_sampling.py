@@ -82,3 +82,14 @@ def test_from_config_logs_each_class_and_repeats_nothing_when_no_class_is_rare()
     np.testing.assert_array_equal(
         sampler.order(np.random.default_rng(3)), sampling.Sampler(5).order(np.random.default_rng(3))
     )
+
+
+def test_an_epoch_yields_every_draw_of_an_order_longer_than_the_split():
+    # Repeat factors make an epoch longer than the split: 7 draws of 5 images, batches of 3.
+    split = data.CachedSplit([], np.arange(5, dtype=np.uint8)[:, None, None, None], _labels())
+    order = np.array([4, 0, 0, 2, 1, 0, 3])
+    batches = list(data.epoch_batches(split, 3, order=order))
+    assert [len(images) for images, _ in batches] == [3, 3, 1]
+    drawn = np.concatenate([images[:, 0, 0, 0] for images, _ in batches]).astype(int)
+    assert drawn.tolist() == order.tolist()
+    np.testing.assert_array_equal(batches[0][1][1], _labels()[0])

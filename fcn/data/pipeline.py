@@ -93,11 +93,11 @@ def to_input(images):
 def epoch_batches(split, batch_size, augmenter=None, rng=None, order=None):
     """Yield (images float32 (B, h, w, 3) raw 0..255, labels uint8 (B, h, w) class ids with
     IGNORE_LABEL) over a shuffled epoch, or over order (the image indices a sampler drew:
-    fcn.data.sampling)."""
-    n = len(split.images)
+    fcn.data.sampling; repeat factors make it longer or shorter than the split)."""
     if order is None:
+        n = len(split.images)
         order = rng.permutation(n) if rng is not None else np.arange(n)
-    for start in range(0, n, batch_size):
+    for start in range(0, len(order), batch_size):
         idx = order[start : start + batch_size]
         images, labels = [], []
         for i in idx:
