@@ -104,6 +104,13 @@ def test_export_json_records_the_tflite_files_shape_and_outside_resize(exported,
         assert detail["dtype"] == np.int8
         scale, zero = detail["quantization"]
         assert 0.9 < scale <= 1.0 and -128 <= zero <= -100
+        # VGG's RGB -> BGR and mean subtraction stay float between a dequantise and a quantise;
+        # the convolutions after them are int8 (int32 biases).
+        assert record["int8"]["float_ops"] == ["encoder/ReverseV2", "encoder/sub"]
+        dtypes = {t["name"]: t["dtype"] for t in model._interpreter.get_tensor_details()}
+        assert [dtypes[name] for name in record["int8"]["float_ops"]] == [np.float32] * 2
+        convs = [n for n in dtypes if n.startswith("encoder/block1_conv1/")]
+        assert convs and all(dtypes[n] in (np.int8, np.int32) for n in convs)  # int32: bias
 
 
 def test_a_missing_tflite_file_names_what_exists_and_the_flag(exported, meta, tmp_path):
