@@ -56,3 +56,14 @@ def tensorflow():
         logging.getLogger("absl").setLevel(logging.ERROR)
     tf.disable_v2_behavior()
     return tf
+
+
+@contextlib.contextmanager
+def native_quiet():
+    """Mute what native code prints on stderr during a call (TFLite's quantiser prints its
+    options), unless --verbose; Python exceptions still carry their messages."""
+    if _state["verbose"]:
+        yield
+        return
+    with _stderr_muted():
+        yield

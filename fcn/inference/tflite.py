@@ -98,17 +98,20 @@ def _quantized_model(converter, float_nodes):
     import tensorflow as tf
     from tensorflow.lite.python import convert as lite_convert
 
+    from fcn import tfquiet
+
     converter.experimental_mlir_quantizer = True
     converter._experimental_calibrate_only = True
     calibrated = converter.convert()
-    return lite_convert.mlir_quantize(
-        calibrated,
-        disable_per_channel=False,
-        fully_quantize=True,
-        input_data_type=tf.int8,
-        output_data_type=tf.int8,
-        denylisted_nodes=list(float_nodes),
-    )
+    with tfquiet.native_quiet():  # "fully_quantize: 1, inference_type: 6, ..."
+        return lite_convert.mlir_quantize(
+            calibrated,
+            disable_per_channel=False,
+            fully_quantize=True,
+            input_data_type=tf.int8,
+            output_data_type=tf.int8,
+            denylisted_nodes=list(float_nodes),
+        )
 
 
 def network_inputs(images, config, spec):
