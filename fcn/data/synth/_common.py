@@ -107,15 +107,32 @@ def smooth_noise(rng, height, width, cell):
     return cv2.resize(small, (width, height), interpolation=cv2.INTER_CUBIC)
 
 
-def fill(canvases, polys, values):
-    """cv2.fillPoly each (canvas, value) pair with the same polygons (lists of (n, 2) points)."""
+def fill(canvases, polys, values, origin=(0, 0)):
+    """cv2.fillPoly each (canvas, value) pair with the same polygons (lists of (n, 2) points).
+
+    origin (x, y), whole pixels: the canvases are windows of a larger picture starting there
+    and the polygons are in the picture's coordinates. The shift is applied to the fixed-point
+    vertices (cv2's offset), so a window gets exactly the pixels the whole picture would."""
     pts = [np.round(np.clip(p, -1e5, 1e5) * (1 << SHIFT)).astype(np.int32) for p in polys]
+    offset = (-int(origin[0]) << SHIFT, -int(origin[1]) << SHIFT)
     for canvas, value in zip(canvases, values, strict=True):
         if isinstance(value, (tuple, list, np.ndarray)):
             value = tuple(float(v) for v in value)
         else:
             value = float(value)
-        cv2.fillPoly(canvas, pts, value, cv2.LINE_8, SHIFT)
+        cv2.fillPoly(canvas, pts, value, cv2.LINE_8, SHIFT, offset)
+
+
+def window(shape, polys, margin=2):
+    """(rows slice, columns slice, origin (x, y)) of the pixels of a (H, W, ...) picture that
+    polys ((n, 2) x, y points) can touch, with margin pixels around; None when off the picture."""
+    pts = np.concatenate([np.clip(p, -1e5, 1e5) for p in polys])
+    x0, y0 = (max(0, math.floor(v) - margin) for v in pts.min(axis=0))
+    x1, y1 = (math.ceil(v) + margin + 1 for v in pts.max(axis=0))
+    x1, y1 = min(shape[1], x1), min(shape[0], y1)
+    if x1 <= x0 or y1 <= y0:
+        return None
+    return slice(y0, y1), slice(x0, x1), (x0, y0)
 
 
 def ellipse_poly(cx, cy, ax, ay, angle=0.0, n=24):
