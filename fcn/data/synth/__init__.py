@@ -37,9 +37,11 @@ def generate(kind, out, count, test_count=12, seed=0, **options) -> dict:
 
     Every summary has "kind", "train", "test" and "roots" ({dataset name: folder to pass as
     --data-dir}); streets and coco add "val" (validation images, default count // 5, at least
-    1; option val_count). Options: sizes, a tuple of (height, width) cycled over the images
-    (default: each kind's own mix of sizes and aspect ratios with a few tiny frames); kitti
-    also takes lane_files. Same arguments, byte-identical files.
+    1; option val_count); footprints also writes `scenes` (default 2) large GeoTIFF scenes
+    in <footprints>/scenes/ (fcn.data.synth.footprint_scenes). Options: sizes, a tuple of
+    (height, width) cycled over the images (default: each kind's own mix of sizes and aspect
+    ratios with a few tiny frames); kitti also takes lane_files. Same arguments, byte-identical
+    files.
     """
     if kind not in KINDS:
         raise UserError(f"unknown synthetic kind {kind!r}: choose one of {', '.join(KINDS)}")
@@ -51,6 +53,7 @@ def generate(kind, out, count, test_count=12, seed=0, **options) -> dict:
         summary = {"train": summary["train"], "test": summary["test"], "roots": {"kitti": str(out)}}
     else:
         allowed = {"sizes", "val_count"} if kind in ("streets", "coco", "voc") else {"sizes"}
+        allowed |= {"scenes"} if kind == "footprints" else set()
         unknown = sorted(set(options) - allowed)
         if unknown:
             raise UserError(

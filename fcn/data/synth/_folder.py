@@ -8,8 +8,11 @@ import numpy as np
 from fcn.data.synth import _common as C
 
 
-def generate(name, kind_code, render, pick_size, out, count, test_count, seed, sizes=None):
-    """render(rng, height, width) -> (image RGB uint8, mask bool); return the summary dict."""
+def generate(
+    name, kind_code, render, pick_size, out, count, test_count, seed, sizes=None, extra=None
+):
+    """render(rng, height, width) -> (image RGB uint8, mask bool); return the summary dict.
+    extra(dataset folder): writes more into it before the folder is moved into place."""
     with C.staged(out, (name,)) as tmp:
         root = tmp / name
         for folder in ("images", "labels", "test"):
@@ -27,4 +30,6 @@ def generate(name, kind_code, render, pick_size, out, count, test_count, seed, s
                 C.write_png(
                     root / "labels" / f"{stem}.png", np.where(mask, 255, 0).astype(np.uint8)
                 )
+        if extra is not None:
+            extra(root)
     return {"train": count, "test": test_count, "roots": {name: str(out / name)}}

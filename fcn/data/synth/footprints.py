@@ -19,7 +19,7 @@ import math
 import numpy as np
 
 from fcn.data.synth import _common as C
-from fcn.data.synth import _folder
+from fcn.data.synth import _folder, footprint_scenes
 
 KIND_CODE = 3
 _LONGS, _ASPECTS = (128, 256), (1.0, 1.0, 0.75, 1.333)
@@ -34,10 +34,19 @@ Layers = collections.namedtuple("Layers", "img grain label taken")
 _GRASS_GRAIN, _ROAD_GRAIN, _ROOF_GRAIN, _TREE_GRAIN = 0.22, 0.08, 0.05, 0.4
 
 
-def generate(out, count, test_count, seed, sizes=None):
+def generate(out, count, test_count, seed, sizes=None, scenes=footprint_scenes.SCENE_COUNT):
+    """The tiles, and `scenes` large georeferenced scenes in scenes/ (fcn.data.synth.
+    footprint_scenes; 0: none)."""
+
+    scenes = C.check_int("scenes", scenes, 0)
+
+    def write_scenes(root):
+        footprint_scenes.write(root, scenes, seed)
+
     return _folder.generate(
-        "footprints", KIND_CODE, render, _pick, out, count, test_count, seed, sizes
-    )
+        "footprints", KIND_CODE, render, _pick, out, count, test_count, seed, sizes,
+        write_scenes if scenes else None,
+    )  # fmt: skip
 
 
 def _pick(rng, sizes, i):
