@@ -15,6 +15,7 @@ class Example:
     label_path: str  # '' for test images; COCO: the annotation JSON
     category: str  # um / umm / uu (the stem's prefix); '' where not stratified
     ref: object = None  # COCO: the image id in label_path's annotations
+    polygons: str = ""  # the true objects as a GeoJSON file (a folder's polygons/); '' none
 
 
 def category_of(stem):

@@ -6,9 +6,11 @@ any method's probability maps against KITTI ground truth with no model.
   carries the run's split) as a Predictor (wrapped for --predict slide or --scales:
   fcn.inference.windows), predicts each image of a split at its original size (benchmarks score
   there), optionally refines with a DenseCRF (--crf, then decided again) and
-  writes the reports (fcn.evaluation.reports); with --submit (KITTI) also the test set's 8-bit
-  road probability maps (and with --bev their bird's-eye views) for the devkit or server, or
-  (Cityscapes) its label-id PNGs and their zip (fcn.evaluation.cityscapes).
+  writes the reports (fcn.evaluation.reports), with the SpaceNet building metric where the
+  examples carry polygon ground truth (fcn.evaluation.polygon_scores); with --submit (KITTI)
+  also the test set's 8-bit road probability maps (and with --bev their bird's-eye views)
+  for the devkit or server, or (Cityscapes) its label-id PNGs and their zip
+  (fcn.evaluation.cityscapes).
 - `evaluate_prob_dir`: `<cat>_road_<id>.png` probability maps against KITTI gt images, like
   the devkit's evaluateRoad.py.
 
@@ -83,6 +85,9 @@ class EvaluateOptions(options.Options):
     backend: str = options.backend()
     int8: bool = options.int8()
     threads: int = options.threads()
+    min_area: float = field(
+        0.0, "with polygon ground truth: leave out predicted regions of fewer pixels (as infer)"
+    )
     # --- score probability maps (no model) ---
     prob_dir: str = field(None, "<cat>_road_<id>.png road probabilities", metavar="DIR")
     gt_dir: str = field(None, "KITTI gt images (gt_image_2)", metavar="DIR")
@@ -92,7 +97,7 @@ class EvaluateOptions(options.Options):
     # The flags of each mode, in the order --help lists them.
     RUN_FIELDS = (
         "run", "data_dir", "split", "checkpoint", "worst", "submit", "bev", "crf", "tta",
-        "predict", "overlap", "scales", "precision", "backend", "int8", "threads",
+        "predict", "overlap", "scales", "precision", "backend", "int8", "threads", "min_area",
     )  # fmt: skip
     FILE_FIELDS = ("prob_dir", "gt_dir", "out")
 
@@ -103,6 +108,7 @@ class EvaluateOptions(options.Options):
             if self.out:
                 yield "--out is for --prob-dir; --run writes RUN_DIR/eval/metrics.json"
             yield checks.at_least("--worst", self.worst, 0)
+            yield checks.in_range("--min-area", self.min_area, 0, None, low_closed=True)
             if self.bev and not self.submit:
                 yield "--bev transforms the submission maps; add --submit"
             yield from options.prediction_problems(self)
@@ -116,14 +122,15 @@ class EvaluateOptions(options.Options):
             yield checks.threshold(self.threshold)
 
 
-def evaluate_run(run_dir, log=print, **flags):
+def evaluate_run(run_dir, log=print, out_name=EVAL_DIR, **flags):
     """`evaluate_run(run_dir, split="val", tta=False)`: the job on EvaluateOptions' fields."""
-    return run_evaluation(EvaluateOptions(run=run_dir, **flags), log)
+    return run_evaluation(EvaluateOptions(run=run_dir, **flags), log, out_name)
 
 
-def run_evaluation(opts, log=print):
+def run_evaluation(opts, log=print, out_name=EVAL_DIR):
     """Score a run's checkpoint on a split and write RUN_DIR/eval/ (and the submission).
-    opts.tta False: each image alone where the run was trained with --tta.
+    opts.tta False: each image alone where the run was trained with --tta. out_name: the
+    reports' folder in RUN_DIR instead of eval/ (the demo scores its scenes apart).
 
     Returns the metrics dict written to metrics.json (NaN for undefined values in memory).
     """
@@ -177,7 +184,7 @@ def run_evaluation(opts, log=print):
             f"({split})"
         )
         scores, rows, ranked = score_examples(
-            restored, examples, spec, threshold, opts.worst, crf, log
+            restored, examples, spec, threshold, opts.worst, crf, log, opts.min_area
         )
         n_sub = 0
         if submit and cityscapes.applies(spec):
@@ -200,7 +207,7 @@ def run_evaluation(opts, log=print):
         backend=backends.key(opts.backend, opts.int8),
         **windows.settings(*how),
     )
-    out_dir = os.path.join(run_dir, EVAL_DIR)
+    out_dir = os.path.join(run_dir, out_name)
     written = reports.write_reports(out_dir, result, rows, ranked, spec)
     log(reports.format_table(result))
     log(f"wrote {', '.join(written)} to {out_dir}")

@@ -8,7 +8,7 @@ import os
 
 from fcn import data, names, runs
 from fcn.data import task
-from fcn.evaluation import analysis, plots
+from fcn.evaluation import analysis, plots, polygon_scores
 from fcn.evaluation.scoring import KITTI_GROUPS, KITTI_KEYS
 
 IOU_VS_METADATA = "iou_vs_metadata.png"  # binary datasets; plots/ holds every dataset's plots
@@ -187,6 +187,7 @@ def format_table(result):
         "argmax" if result.get("task") == "multiclass" else f"threshold {result['threshold']:.2f}"
     )
     lines += [f"per class at {decided}:", _text_table(_class_lines(result)), _mean_line(result)]
+    lines += polygon_scores.lines(result)
     return "\n".join(lines)
 
 
@@ -238,6 +239,8 @@ def summary_markdown(result, rows, worst_names, spec=None, plots=()):
         ]
     if "cityscapes" in result:
         lines += _cityscapes_lines(result["cityscapes"])
+    if "polygons" in result:
+        lines += ["## Buildings as polygons", "", *polygon_scores.lines(result), ""]
     mean = _mean_line(result)
     lines += [
         "## Per class",

@@ -1,7 +1,9 @@
 """Scoring a split: each image predicted, (refined,) decided and compared with its ground truth
 at its original size, pooled into one confusion matrix (and, for KITTI road, the devkit's
-counts), with a row of per-image scores and metadata (fcn.evaluation.analysis) and a gallery of
-the worst images. Pure NumPy over a Predictor's outputs; `evaluate` wires it to a run.
+counts; for examples with polygon ground truth, the SpaceNet building metric:
+fcn.evaluation.polygon_scores), with a row of per-image scores and metadata
+(fcn.evaluation.analysis) and a gallery of the worst images. Pure NumPy over a Predictor's
+outputs; `evaluate` wires it to a run.
 """
 
 import heapq
@@ -10,8 +12,9 @@ import math
 from fcn import data
 from fcn.data import task
 from fcn.errors import UserError
-from fcn.evaluation import analysis, cityscapes, metrics
+from fcn.evaluation import analysis, cityscapes, metrics, polygon_scores
 from fcn.evaluation.kitti import devkit
+from fcn.geo import raster
 from fcn.inference import crf as densecrf
 
 DEFAULT_WORST = 8
@@ -35,6 +38,7 @@ class DatasetScores:
         self.counts = {}  # category -> images
         # Cityscapes: the benchmark's own four figures (fcn.evaluation.cityscapes)
         self.cityscapes = cityscapes.CityscapesScores(spec) if cityscapes.applies(spec) else None
+        self.polygons = None  # a PolygonScores where the examples carry polygon ground truth
 
     def add(self, category, road_prob, pred, label, gt_rgb=None, instances=None):
         """road_prob (H, W) in [0, 1] (binary datasets); pred, label (H, W) classes; gt_rgb
@@ -83,6 +87,8 @@ class DatasetScores:
         )
         if self.cityscapes is not None:
             out["cityscapes"] = self.cityscapes.result(cm)
+        if self.polygons is not None:
+            out["polygons"] = self.polygons.result()
         return out
 
 
@@ -114,7 +120,21 @@ class Worst:
 def batches(examples, size=BATCH_SIZE):
     for start in range(0, len(examples), size):
         chunk = examples[start : start + size]
-        yield chunk, [data.read_image(ex.image_path, warn=None) for ex in chunk]
+        yield chunk, [read_image(ex.image_path) for ex in chunk]
+
+
+def read_image(path):
+    """uint8 RGB (H, W, 3): a GeoTIFF as infer reads it (fcn.geo.raster: bands 1-3, 16-bit
+    stretched, GDAL rather than OpenCV, which warns about every GeoTIFF tag), else
+    data.read_image. A TIFF GDAL cannot open is left to data.read_image."""
+    if raster.is_geotiff(path):
+        try:
+            scene = raster.Scene(path)
+        except UserError:
+            return data.read_image(path, warn=None)
+        with scene:
+            return scene.read_all()[0]
+    return data.read_image(path, warn=None)
 
 
 def read_ground_truth(example, spec, image_shape, warn=None):
@@ -155,7 +175,9 @@ def _example_metadata(example, spec):
     return dict(reader(example, spec)) if reader is not None else {}
 
 
-def score_examples(model, examples, spec, threshold, worst=DEFAULT_WORST, crf=False, log=print):
+def score_examples(
+    model, examples, spec, threshold, worst=DEFAULT_WORST, crf=False, log=print, min_area=0.0
+):
     """Predict, (refine,) decide and score every example: the evaluation without files.
 
     model: a Predictor (fcn.inference.predictor; only its predict_each is used), so the images
@@ -163,9 +185,12 @@ def score_examples(model, examples, spec, threshold, worst=DEFAULT_WORST, crf=Fa
     Returns (scores, rows, ranked): the pooled DatasetScores, one fcn.evaluation.analysis row per
     image
     in order, and [(name, score, captioned error picture)] of the
-    `worst` lowest headline scores, worst first.
+    `worst` lowest headline scores, worst first. min_area: predicted polygons of fewer
+    pixels are left out of the polygon metric (infer's --min-area).
     """
     scores = DatasetScores(spec)
+    if any(getattr(ex, "polygons", "") for ex in examples):
+        scores.polygons = polygon_scores.PolygonScores(spec, min_area)
     gallery = Worst(worst)
     headline, label_text = task.headline(spec), task.headline_label(spec)
     keys = analysis.error_keys(spec)
@@ -182,6 +207,8 @@ def score_examples(model, examples, spec, threshold, worst=DEFAULT_WORST, crf=Fa
             positive = task.positive_probs(probs, spec)
             instances = cityscapes.read_instances(ex.label_path) if scores.cityscapes else None
             scores.add(ex.category, positive, pred, label, gt_rgb, instances)
+            if scores.polygons is not None and ex.polygons:
+                scores.polygons.add(ex, pred, probs)
             extra = _example_metadata(ex, spec)
             row = analysis.sample_row(ex.name, ex.category, image, probs, pred, label, spec, extra)
             rows.append(row)

@@ -2,6 +2,9 @@
 
     images/<stem>.<png|jpg|jpeg|bmp|tif|tiff>   labels/<stem>.<png|...>   (matching stems)
     test/                                        optional unlabelled images
+    polygons/<stem>.geojson                      optional, the true objects as polygons (a
+        FeatureCollection in the image's CRS, or pixels for plain images): evaluate adds the
+        SpaceNet building metric (fcn.evaluation.polygon_scores); every image needs its file
     labelmap.json                                optional, the classes (class index = position):
         {"classes": [{"name": "background", "color": [0, 0, 0]}, ...], "ignore": [[255, 0, 255]]}
         for colour-coded labels, or
@@ -12,15 +15,18 @@ Without labelmap.json the labels are single-channel 0/255 (or 0/1) masks: the bi
 background/foreground. Two classes make a binary task (positive class 1), more a multiclass one.
 """
 
+import dataclasses
 import json
 import os
 
 from fcn.data.descriptors import IGNORE_LABEL, DatasetSpec
-from fcn.data.pairing import pair_by_stem, require_folders, unlabelled_examples
+from fcn.data.pairing import pair_by_stem, require_folders, stem_of, unlabelled_examples
 from fcn.errors import UserError
 
 NAME = "folder"
 LABELMAP_FILE = "labelmap.json"
+POLYGONS_DIR = "polygons"
+POLYGON_EXTS = (".geojson", ".json")
 # Overlay colours of classes the label map gives none (id labels): Cityscapes' palette.
 DEFAULT_PALETTE = (
     (255, 0, 0), (0, 0, 142), (220, 20, 60), (107, 142, 35), (70, 130, 180), (244, 35, 232),
@@ -120,7 +126,35 @@ def list_splits(data_dir, spec, need_train=True):
     root = os.path.join(data_dir, spec.root)
     image_dir, label_dir = (os.path.join(root, p) for p in (spec.train_images, spec.train_labels))
     require_folders(spec, data_dir, image_dir, label_dir)
-    return pair_by_stem(image_dir, label_dir), None
+    examples = pair_by_stem(image_dir, label_dir)
+    polygon_dir = os.path.join(root, POLYGONS_DIR)
+    if os.path.isdir(polygon_dir):
+        examples = with_polygons(examples, polygon_dir)
+    return examples, None
+
+
+def with_polygons(examples, polygon_dir):
+    """The examples with their polygons/<stem>.geojson; a file without its image, or an image
+    without its file, is a one-line error naming it."""
+    files = {}
+    for name in sorted(os.listdir(polygon_dir)):
+        stem, ext = os.path.splitext(name)
+        if ext.lower() in POLYGON_EXTS:
+            files[stem] = os.path.join(polygon_dir, name)
+    stems = {ex.name for ex in examples}
+    orphans = [files[s] for s in files if s not in stems]
+    if orphans:
+        raise UserError(
+            f"polygon ground truth {orphans[0]} has no image of stem {stem_of(orphans[0])!r} "
+            f"in images/ ({len(orphans)} such file(s)); add the image or remove the file"
+        )
+    missing = [ex.image_path for ex in examples if ex.name not in files]
+    if missing:
+        raise UserError(
+            f"image {missing[0]} has no {stem_of(missing[0])}.geojson in {polygon_dir} "
+            f"({len(missing)} such image(s)); add its polygons or remove {polygon_dir}"
+        )
+    return [dataclasses.replace(ex, polygons=files[ex.name]) for ex in examples]
 
 
 def list_test_images(data_dir, spec):
