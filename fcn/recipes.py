@@ -9,6 +9,7 @@ sized to finish within 10 minutes there.
 """
 
 import dataclasses
+import math
 
 from fcn.errors import UserError
 
@@ -17,6 +18,21 @@ RANDOM_VGG = "./data/vgg_random"
 # their initial values after the ~135 steps of a 3-epoch run, and validation saw nothing (building
 # IoU 0.00 while the training loss fell); 0.9 forgets the start within ~45 steps.
 BN_MOMENTUM = 0.9
+
+
+@dataclasses.dataclass(frozen=True)
+class SceneTargets:
+    """Large scenes a recipe predicts after training on tiles, and the figures they must reach:
+    the positive class's IoU over every scene pixel and the SpaceNet polygon F1
+    (fcn.evaluation.polygon_scores), both from `evaluate --split all` on `subdir`."""
+
+    subdir: str  # the scenes' folder dataset, inside the recipe's dataset folder
+    predict: str  # evaluate's --predict: how a scene many times the network's input is seen
+    iou: float
+    polygon_f1: float
+    # Predicted regions of fewer pixels are not proposals: SpaceNet leaves out footprints under
+    # 20 pixels; the scenes' smallest true footprint is ~250 pixels.
+    min_area: float = 20.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,6 +50,7 @@ class Recipe:
     # The dataset's folder inside synth_dir, as `synth --kind` writes it; '{dataset}' when it
     # writes one folder per layout (streets: mapillary/ and cityscapes/) and --dataset picks.
     data_subdir: str = ""
+    scenes: SceneTargets = None  # also predicted after training (footprints); None: none
 
     @property
     def needs_vgg(self):
@@ -149,6 +166,9 @@ FOOTPRINTS = Recipe(
     score_label="validation building IoU",
     data_subdir="footprints",
     target=0.85,
+    # synth's 2048 x 2048 scenes (fcn.data.synth.footprint_scenes), seen by windows of the
+    # network's size at the tiles' scale: `whole` would squeeze each into 192 x 192.
+    scenes=SceneTargets(subdir="scenes", predict="slide", iou=0.85, polygon_f1=0.80),
 )
 
 COCO = Recipe(
@@ -236,6 +256,30 @@ def get(name):
     if name not in RECIPES:
         raise UserError(f"unknown recipe {name!r}; choose one of {', '.join(RECIPES)}")
     return RECIPES[name]
+
+
+def reached(value, target):
+    """Whether a figure (None or NaN: not measured) reaches its target."""
+    return value is not None and math.isfinite(value) and value >= target
+
+
+def decide(recipe, figure, scene_iou=None, polygon_f1=None):
+    """(passed, the figures as printed): every target the recipe has must be reached (the
+    validation figure, and with scenes their IoU and polygon F1)."""
+
+    def shown(label, value, target):
+        number = f"{value:.4f}" if reached(value, float("-inf")) else "n/a"
+        verdict = "reached" if reached(value, target) else "DID NOT reach"
+        return f"{label} {number} {verdict} the target {target:.2f}"
+
+    parts = [shown(recipe.score_label, figure, recipe.target)]
+    ok = reached(figure, recipe.target)
+    if recipe.scenes is not None:
+        s = recipe.scenes
+        parts.append(shown(f"scene building IoU ({s.predict})", scene_iou, s.iou))
+        parts.append(shown("scene polygon F1", polygon_f1, s.polygon_f1))
+        ok = ok and reached(scene_iou, s.iou) and reached(polygon_f1, s.polygon_f1)
+    return ok, "; ".join(parts)
 
 
 def score(recipe, result, spec):
