@@ -1,5 +1,7 @@
 """`python main.py synth`: write a synthetic dataset (KITTI layout by default; see --kind)."""
 
+import os
+
 from fcn.commands.demo import DEMO_COUNT, DEMO_DATA
 
 KINDS = ("kitti", "streets", "footprints", "coco", "shapes", "voc", "labelme", "labelstudio")
@@ -41,4 +43,10 @@ def run(args):
         f"wrote {summary['train']} training{val} and {summary['test']} test images "
         f"of kind {args.kind} to {roots}"
     )
+    if args.kind == "footprints":
+        from fcn.data.synth import footprint_scenes as scenes
+
+        where = os.path.join(summary["roots"]["footprints"], scenes.SCENES_DIR)
+        side = scenes.SCENE_SIDE
+        print(f"and {scenes.SCENE_COUNT} georeferenced {side}x{side} scenes to {where}")
     return 0
