@@ -27,10 +27,11 @@ from fcn.data.synth import _common as C
 SCENES_DIR = "scenes"
 SCENE_COUNT = 2  # synth --kind footprints' default: ~2 s each to draw and write
 SCENE_SIDE = 2048
+MIN_SIDE = 384  # room for a large building (up to 340 px long) beside the streets
 PIXEL_M = 0.3
 EPSG = 32633
 ORIGIN = (500_000, 5_000_000)  # the first scene's top-left corner (easting, northing), metres
-BIG_BUILDINGS = 8  # per scene, longer than a tile (200..340 px)
+BIG_BUILDINGS = 8  # per scene, longer than a tile (footprints.BIG_HALF: 200..340 px)
 _KIND_CODE = 13  # the scenes' own random streams, apart from the tiles' (footprints: 3)
 _PX = (0.35, 0.7)  # the tiles' metres per pixel, drawn per object here
 _BLOCK = (280, 520)  # pixels between parallel streets
@@ -106,7 +107,7 @@ def render(rng, height, width):
     for _ in range(40 * BIG_BUILDINGS):  # the large ones first, while there is room
         if ident > BIG_BUILDINGS:
             break
-        half = (rng.uniform(100, 170), rng.uniform(45, 90))
+        half = (rng.uniform(*F.BIG_HALF[0]), rng.uniform(*F.BIG_HALF[1]))
         ident += F.building(rng, layers, 0.5, d, n, sun_dir, shade, half, ident)
     for _ in range(round(_DENSITY * height * width)):
         ident += F.building(rng, layers, rng.uniform(*_PX), d, n, sun_dir, shade, None, ident)

@@ -4,7 +4,9 @@ Ground is grass and soil blended by smooth noise; straight roads, paved lots (gr
 roofs) and cars on them; buildings are rectangles, L- and T-shapes at any rotation with flat
 (parapet, roof boxes) or gabled (two halves lit differently) roofs of varied colour, each casting
 a shadow away from the sun; trees come last and may overhang roofs. The mask is the visible roof:
-pixels under an overhanging crown are background, as the picture shows.
+pixels under an overhanging crown are background, as the picture shows. BIG_SHARE of the tiles
+hold a warehouse-sized roof (BIG_HALF) that the tile may not contain: a 128-pixel crop of it is
+roof from edge to edge, which a model must have seen to find such roofs in large scenes.
 
 The pieces (ground, road, lot, building, tree) draw into `Layers` and touch only the window of
 pixels their polygons reach, so large scenes (fcn.data.synth.footprint_scenes) reuse them at a
@@ -32,16 +34,22 @@ _ROOFS = (
 # no new building may go.
 Layers = collections.namedtuple("Layers", "img grain label taken")
 _GRASS_GRAIN, _ROAD_GRAIN, _ROOF_GRAIN, _TREE_GRAIN = 0.22, 0.08, 0.05, 0.4
+BIG_SHARE = 0.2
+BIG_HALF = ((100, 170), (45, 90))  # half length, half width in pixels (200..340 x 90..180 px)
 
 
-def generate(out, count, test_count, seed, sizes=None, scenes=footprint_scenes.SCENE_COUNT):
-    """The tiles, and `scenes` large georeferenced scenes in scenes/ (fcn.data.synth.
-    footprint_scenes; 0: none)."""
+def generate(
+    out, count, test_count, seed, sizes=None, scenes=footprint_scenes.SCENE_COUNT,
+    scene_side=footprint_scenes.SCENE_SIDE,
+):  # fmt: skip
+    """The tiles, and `scenes` large georeferenced scenes of scene_side^2 pixels in scenes/
+    (fcn.data.synth.footprint_scenes; 0: none)."""
 
     scenes = C.check_int("scenes", scenes, 0)
+    side = C.check_int("scene_side", scene_side, footprint_scenes.MIN_SIDE)
 
     def write_scenes(root):
-        footprint_scenes.write(root, scenes, seed)
+        footprint_scenes.write(root, scenes, seed, side)
 
     return _folder.generate(
         "footprints", KIND_CODE, render, _pick, out, count, test_count, seed, sizes,
@@ -69,7 +77,8 @@ def render(rng, height, width):
     diag = math.hypot(height, width)
     centre = np.array([width / 2, height / 2])
     asphalt = np.float32([rng.uniform(70, 120)] * 3)
-    for _ in range(int(rng.integers(1, 4))):  # roads, along or across the grid
+    big = rng.random() < BIG_SHARE
+    for _ in range(int(rng.integers(0, 2) if big else rng.integers(1, 4))):  # roads
         axis, across = (d, n) if rng.random() < 0.6 else (n, d)
         half = rng.uniform(3, 6) / px
         mid = centre + across * rng.uniform(-0.45, 0.45) * diag
@@ -79,6 +88,10 @@ def render(rng, height, width):
     sun = rng.uniform(0, 2 * math.pi)
     sun_dir = np.array([math.cos(sun), math.sin(sun)])
     shade = np.float32(rng.uniform(0.4, 0.6))
+    for _ in range(20 if big else 0):  # the large roof first, while there is room
+        half = (rng.uniform(*BIG_HALF[0]), rng.uniform(*BIG_HALF[1]))
+        if building(rng, layers, px, d, n, sun_dir, shade, half):
+            break
     target, placed = int(rng.integers(2, 13)), 0
     for _ in range(4 * target):  # a site that overlaps a road or a house is tried again
         placed += building(rng, layers, px, d, n, sun_dir, shade)
