@@ -106,6 +106,7 @@ def test_recipe_runs_end_to_end_and_its_run_evaluates_infers_and_exports(
     argv = ["demo", "--recipe", name, "--data-dir", data_dir, "--runs-dir", runs_dir, *_TINY]
     argv += [] if precision == "auto" else ["--precision", precision]
     argv += ["--vgg-dir", tiny_vgg] + (["--dataset", dataset] if dataset else [])
+    argv += ["--scenes", "1", "--scene-side", "384"] if recipe.scenes else []
     code = cli.main(argv)
     out = capsys.readouterr().out
     # A one-epoch run on six images is far below the target: exit 1, and the figure printed.
@@ -136,6 +137,13 @@ def test_recipe_runs_end_to_end_and_its_run_evaluates_infers_and_exports(
     # Two tiny validation images may hold no car at all: then there is no figure to print.
     shown = "n/a" if figure is None else f"{figure:.4f}"
     assert f"demo {name}: {recipe.score_label} {shown} " in out
+    if recipe.scenes:  # then the scene, slid over as the recipe says, and its two figures
+        scenes = json.load(open(os.path.join(run_dir, "eval_scenes", "metrics.json")))
+        assert scenes["split"] == "all"
+        assert scenes["num_images"] == scenes["polygons"]["images"] == 1
+        assert scenes["predict"] == recipe.scenes.predict == "slide"
+        assert {"precision", "recall", "f1"} <= set(scenes["polygons"])
+        assert "; scene building IoU (slide) " in out and "; scene polygon F1 " in out
 
     assert cli.main(["evaluate", "--run", run_dir]) == 0
     assert os.path.isfile(os.path.join(run_dir, "eval", "metrics.json"))

@@ -2,6 +2,7 @@
 the footprints demo's decision over its three targets. Tiny scenes, hand-worked counts."""
 
 import json
+import types
 from pathlib import Path
 
 import cv2
@@ -11,6 +12,7 @@ import pytest
 from fcn import data, recipes
 from fcn.data.datasets import folder
 from fcn.data.synth import footprint_scenes
+from fcn.data.synth import footprints as synth_footprints
 from fcn.errors import UserError
 from fcn.evaluation import polygon_scores, reports, scoring
 
@@ -231,3 +233,22 @@ def test_footprints_demo_needs_all_three_targets(figures, ok):
         True,
         "validation road IoU 0.9100 reached the target 0.90",
     )
+
+
+def test_scene_flags_default_to_the_writers_values_and_belong_to_footprints(capsys):
+    from fcn import cli
+    from fcn.commands import demo
+
+    with pytest.raises(SystemExit):
+        cli.main(["synth", "--help"])
+    shown = " ".join(capsys.readouterr().out.split())  # argparse wraps the help
+    fs = footprint_scenes
+    assert f"(default {fs.SCENE_COUNT}," in shown
+    assert f"(default {fs.SCENE_SIDE}, at least {fs.MIN_SIDE})" in shown
+    args = types.SimpleNamespace(scenes=None, scene_side=512)
+    assert demo.scene_options(args, "footprints") == {"scenes": fs.SCENE_COUNT, "scene_side": 512}
+    with pytest.raises(UserError, match="--scenes and --scene-side are for footprints, not coco"):
+        demo.scene_options(args, "coco")
+    assert demo.scene_options(types.SimpleNamespace(scenes=None, scene_side=None), "coco") == {}
+    with pytest.raises(UserError, match="scene_side must be at least 384, got 100"):
+        synth_footprints.generate("unused", 1, 0, 0, scene_side=100)

@@ -17,6 +17,9 @@ from fcn.errors import UserError
 
 ROOT = Path(__file__).resolve().parent.parent
 SIZES = ((48, 80), (64, 64), (40, 72))
+# Each kind's options besides sizes: footprints writes one small scene (tests/test_scenes.py
+# checks the scenes themselves).
+OPTIONS = {"footprints": {"scenes": 1, "scene_side": 384}}
 
 
 def _files(root):
@@ -30,7 +33,12 @@ def made(tmp_path_factory):
     result = {}
     for kind in ("streets", "footprints", "coco", "shapes"):
         out = tmp_path_factory.mktemp(kind)
-        result[kind] = out, synth.generate(kind, out, 6, test_count=2, seed=1, sizes=SIZES)
+        result[kind] = (
+            out,
+            synth.generate(
+                kind, out, 6, test_count=2, seed=1, sizes=SIZES, **OPTIONS.get(kind, {})
+            ),
+        )
     return result
 
 
@@ -166,10 +174,11 @@ def test_coco_has_crowds_and_grayscale_over_many_images(tmp_path):
 @pytest.mark.parametrize("kind", ["streets", "footprints", "coco", "shapes"])
 def test_same_seed_same_bytes(made, kind, tmp_path):
     out, _ = made[kind]
-    again = synth.generate(kind, tmp_path / "a", 6, test_count=2, seed=1, sizes=SIZES)
+    options = dict(test_count=2, sizes=SIZES, **OPTIONS.get(kind, {}))
+    again = synth.generate(kind, tmp_path / "a", 6, seed=1, **options)
     for name, root in again["roots"].items():
         assert _files(root) == _files(out / name)
-    other = synth.generate(kind, tmp_path / "b", 6, test_count=2, seed=2, sizes=SIZES)
+    other = synth.generate(kind, tmp_path / "b", 6, seed=2, **options)
     assert _files(next(iter(other["roots"].values()))) != _files(
         next(iter(again["roots"].values()))
     )

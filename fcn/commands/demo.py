@@ -7,6 +7,7 @@ reach those targets as well.
 Every training flag may be given; those not given take the recipe's values.
 """
 
+import dataclasses
 import os
 import time
 
@@ -20,6 +21,7 @@ DEMO_TARGET_IOU = recipes.KITTI_ROAD.target
 DEMO_DEFAULTS = {"data_dir": DEMO_DATA, **recipes.KITTI_ROAD.config}
 DEMO_COUNT = recipes.KITTI_ROAD.count
 SCENES_EVAL_DIR = "eval_scenes"  # the scenes' reports, beside the validation split's eval/
+_SCENES_MORE = "; footprints predicts them after training and must reach their targets; 0: none"
 
 
 def add_arguments(parser):
@@ -36,6 +38,35 @@ def add_arguments(parser):
     parser.add_argument(
         "--count", type=int, help="synthetic training images (default: the recipe's)"
     )
+    add_scene_arguments(parser, _SCENES_MORE)
+
+
+def add_scene_arguments(parser, more=""):
+    """--scenes and --scene-side: the footprint scenes synth writes (and the demo predicts).
+    The defaults in the help are fcn.data.synth.footprint_scenes' (not imported: parsing the
+    command line stays free of the data package)."""
+    parser.add_argument(
+        "--scenes", type=int, metavar="N",
+        help=f"large georeferenced footprint scenes to write (default 2{more})",
+    )  # fmt: skip
+    parser.add_argument(
+        "--scene-side", type=int, metavar="PX",
+        help="their side in pixels (default 2048, at least 384)",
+    )  # fmt: skip
+
+
+def scene_options(args, kind):
+    """synth.generate's scene options from --scenes / --scene-side (footprints only)."""
+    from fcn.data.synth import footprint_scenes as fs
+    from fcn.errors import UserError
+
+    given = {"scenes": args.scenes, "scene_side": args.scene_side}
+    given = {k: v for k, v in given.items() if v is not None}
+    if kind != "footprints":
+        if given:
+            raise UserError(f"--scenes and --scene-side are for footprints, not {kind}: drop them")
+        return {}
+    return {"scenes": fs.SCENE_COUNT, "scene_side": fs.SCENE_SIDE, **given}
 
 
 def recipe_config(recipe, args):
@@ -66,10 +97,13 @@ def run(args):
     recipe = recipes.get(args.recipe)
     synth_dir, config = recipe_config(recipe, args)
     count = args.count or recipe.count
+    scenes = scene_options(args, recipe.kind)
     t0 = time.time()
     if not _has_data(config, recipe):
         print(f"writing a synthetic {recipe.kind} dataset ({count} images) to {synth_dir}")
-        synth.generate(recipe.kind, synth_dir, count=count, test_count=12, seed=config.seed)
+        synth.generate(
+            recipe.kind, synth_dir, count=count, test_count=12, seed=config.seed, **scenes
+        )
     if (
         recipe.needs_vgg
         and config.encoder == "vgg16"
@@ -84,8 +118,10 @@ def run(args):
         return 0
     figure = _score(recipe, run_dir, summary)
     scene_iou = polygon_f1 = None
+    if recipe.scenes is not None and scenes["scenes"] == 0:
+        recipe = dataclasses.replace(recipe, scenes=None)  # --scenes 0: the tiles' target only
     if recipe.scenes is not None:
-        scene_iou, polygon_f1 = _score_scenes(recipe, run_dir, config)
+        scene_iou, polygon_f1 = _score_scenes(recipe, run_dir, config, scenes)
     ok, figures = recipes.decide(recipe, figure, scene_iou, polygon_f1)
     print(
         f"demo {recipe.name}: {figures} in {time.time() - t0:.0f}s; run page "
@@ -109,10 +145,11 @@ def _score(recipe, run_dir, summary):
     return recipes.score(recipe, result, spec)
 
 
-def _score_scenes(recipe, run_dir, config):
+def _score_scenes(recipe, run_dir, config, scenes):
     """(building IoU, polygon F1) of the final weights on the recipe's scenes, predicted by its
     mode; reports in RUN_DIR/eval_scenes/. Scenes missing from an earlier demo's data are
-    written first."""
+    written first (scenes: their count and side); scenes already there are predicted as they
+    are."""
     from pathlib import Path
 
     from fcn import runs
@@ -122,8 +159,10 @@ def _score_scenes(recipe, run_dir, config):
     s = recipe.scenes
     scenes_dir = os.path.join(config.data_dir, s.subdir)
     if not os.path.isdir(scenes_dir):
-        print(f"writing {footprint_scenes.SCENE_COUNT} synthetic scenes to {scenes_dir}")
-        footprint_scenes.write(Path(config.data_dir), footprint_scenes.SCENE_COUNT, config.seed)
+        print(f"writing {scenes['scenes']} synthetic scenes to {scenes_dir}")
+        footprint_scenes.write(
+            Path(config.data_dir), scenes["scenes"], config.seed, scenes["scene_side"]
+        )
     result = evaluate.evaluate_run(
         run_dir, split="all", checkpoint="latest", data_dir=scenes_dir, predict=s.predict,
         min_area=s.min_area, out_name=SCENES_EVAL_DIR,

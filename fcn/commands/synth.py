@@ -2,7 +2,7 @@
 
 import os
 
-from fcn.commands.demo import DEMO_COUNT, DEMO_DATA
+from fcn.commands.demo import DEMO_COUNT, DEMO_DATA, add_scene_arguments, scene_options
 
 KINDS = ("kitti", "streets", "footprints", "coco", "shapes", "voc", "labelme", "labelstudio")
 
@@ -20,11 +20,13 @@ def add_arguments(parser):
     parser.add_argument("--count", type=int, default=DEMO_COUNT, help="training images")
     parser.add_argument("--test-count", type=int, default=12, help="test images")
     parser.add_argument("--seed", type=int, default=0, help="same seed, same dataset")
+    add_scene_arguments(parser, ", with --kind footprints; 0: none")
 
 
 def run(args):
     from fcn.data import synth
 
+    scenes = scene_options(args, args.kind)
     if args.kind == "kitti":
         summary = synth.generate_dataset(
             args.out, count=args.count, test_count=args.test_count, seed=args.seed
@@ -35,18 +37,19 @@ def run(args):
         )
         return 0
     summary = synth.generate(
-        args.kind, args.out, count=args.count, test_count=args.test_count, seed=args.seed
-    )
+        args.kind, args.out, count=args.count, test_count=args.test_count, seed=args.seed,
+        **scenes,
+    )  # fmt: skip
     val = f", {summary['val']} validation" if "val" in summary else ""
     roots = " and ".join(summary["roots"].values())
     print(
         f"wrote {summary['train']} training{val} and {summary['test']} test images "
         f"of kind {args.kind} to {roots}"
     )
-    if args.kind == "footprints":
-        from fcn.data.synth import footprint_scenes as scenes
+    if scenes.get("scenes"):
+        from fcn.data.synth import footprint_scenes
 
-        where = os.path.join(summary["roots"]["footprints"], scenes.SCENES_DIR)
-        side = scenes.SCENE_SIDE
-        print(f"and {scenes.SCENE_COUNT} georeferenced {side}x{side} scenes to {where}")
+        where = os.path.join(summary["roots"]["footprints"], footprint_scenes.SCENES_DIR)
+        side = scenes["scene_side"]
+        print(f"and {scenes['scenes']} georeferenced {side}x{side} scenes to {where}")
     return 0

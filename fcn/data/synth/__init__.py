@@ -38,7 +38,8 @@ def generate(kind, out, count, test_count=12, seed=0, **options) -> dict:
     Every summary has "kind", "train", "test" and "roots" ({dataset name: folder to pass as
     --data-dir}); streets and coco add "val" (validation images, default count // 5, at least
     1; option val_count); footprints also writes `scenes` (default 2) large GeoTIFF scenes
-    in <footprints>/scenes/ (fcn.data.synth.footprint_scenes). Options: sizes, a tuple of
+    of `scene_side` pixels a side (default 2048) in <footprints>/scenes/
+    (fcn.data.synth.footprint_scenes). Options: sizes, a tuple of
     (height, width) cycled over the images (default: each kind's own mix of sizes and aspect
     ratios with a few tiny frames); kitti also takes lane_files. Same arguments, byte-identical
     files.
@@ -53,7 +54,7 @@ def generate(kind, out, count, test_count=12, seed=0, **options) -> dict:
         summary = {"train": summary["train"], "test": summary["test"], "roots": {"kitti": str(out)}}
     else:
         allowed = {"sizes", "val_count"} if kind in ("streets", "coco", "voc") else {"sizes"}
-        allowed |= {"scenes"} if kind == "footprints" else set()
+        allowed |= {"scenes", "scene_side"} if kind == "footprints" else set()
         unknown = sorted(set(options) - allowed)
         if unknown:
             raise UserError(
