@@ -66,6 +66,12 @@ EXCLUDED = {
         "a server that runs until stopped, and its clients: tests/test_serve.py starts it on "
         "127.0.0.1 and sends each endpoint these requests' bodies",
     ),
+    "python main.py evaluate --run runs/RUN --data-dir data/synthetic_footprints/footprints/scenes "
+    "--split all --predict slide --min-area 20": (
+        "needs a footprints run (the shared run here is KITTI's); the footprints case of "
+        "tests/test_recipes.py evaluates its demo's scene exactly so (split all, slide, min "
+        "area 20) and checks the polygon figures"
+    ),
     "python -m fcn.bench.serve --run runs/RUN --images data/data_road/testing/image_2": (
         "a measurement of minutes (docs/performance.md); tests/test_serve.py covers the server"
     ),
