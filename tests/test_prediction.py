@@ -27,8 +27,8 @@ def _frames(kitti_sample):
     return list(by_size.values())
 
 
-# Network sizes below the frames: the case of every KITTI recipe (upscaling is not exact, see
-# fcn.inference.prediction.area_weights).
+# Network sizes below the frames: the case of every KITTI recipe (images smaller than the
+# network: test_upscaling_resize_is_within_a_level_of_opencv).
 @pytest.mark.parametrize("shape", [(160, 576), (96, 320), (64, 192), (370, 1224)])
 def test_resize_is_opencvs_inter_area_on_real_frames(kitti_sample, shape):
     images = _frames(kitti_sample)
@@ -96,3 +96,61 @@ def test_export_agrees_with_infer_on_full_size_real_frames(trained_run, kitti_sa
         served = sess.run(fetch, {sig.inputs[export.INPUT_NAME].name: images[0][None]})
     assert (served["mask"][0] == from_run[0][1]).mean() >= 0.999
     np.testing.assert_allclose(served["road_prob"][0], from_run[0][0][..., 1], atol=1e-3)
+
+
+def test_upscaling_resize_is_within_a_level_of_opencv():
+    """Images smaller than the network (footprint tiles of 128 px into 192): cv2's two-tap
+    INTER_AREA upscaling within one level. The graph once took a pixel's neighbour where i*s is
+    whole (18 * 160/192: TensorFlow's float64 product floored to 14), 253 levels off on noise."""
+    rng = np.random.default_rng(0)
+    with tf.Graph().as_default(), tf.Session() as sess:
+        x = tf.placeholder(tf.uint8, [None, None, None, 3])
+        y = prediction.to_network_size(x, (192, 192))
+        for size in ((128, 160), (40, 300), (100, 192), (150, 150)):
+            image = rng.integers(0, 256, (*size, 3), dtype=np.uint8)
+            got = sess.run(y, {x: image[None]})[0]
+            ref = cv2.resize(image, (192, 192), interpolation=cv2.INTER_AREA).astype(np.float32)
+            assert np.abs(got - ref).max() <= 1.0, size
+
+
+@pytest.mark.parametrize("task_name", ["binary", "multiclass"])
+def test_host_stages_give_the_graph_stages_answer(kitti_sample, task_name):
+    """fcn.inference.host_stages (NumPy: the TFLite predictor's) against the graph's Stages on
+    the four real KITTI frame sizes and on smaller images: the same weight matrices and network
+    inputs, probabilities within 1e-6 after softmax and upsampling (the upsampling is the
+    graph's, operation for operation), the same masks away from the threshold; an image of the
+    network size passes unresized."""
+    from fcn.inference import host_stages
+
+    spec = data.KITTI_ROAD
+    if task_name == "multiclass":
+        spec = spec.__class__(**{**spec.__dict__, "task": "multiclass"})
+    shape = (64, 192)
+    graph = prediction.Stages(shape, spec, 0.5)
+    host = host_stages.HostStages(shape, spec, 0.5)
+    rng = np.random.default_rng(0)
+    smaller = [rng.integers(0, 256, size, dtype=np.uint8) for size in ((40, 300, 3), (50, 150, 3))]
+    try:
+        for image in _frames(kitti_sample) + smaller:
+            batch = image[None]
+            got, ref = host.to_network(batch), graph.to_network(batch)
+            assert got.shape == ref.shape == (1, *shape, 3) and got.dtype == np.float32
+            np.testing.assert_array_equal(got, ref)
+            logits = rng.normal(0, 2, (1, *shape, 2)).astype(np.float32)
+            (p_host, m_host), (p_graph, m_graph) = (
+                s.finish(logits, image.shape[:2], 0.4) for s in (host, graph)
+            )
+            assert p_host.shape == p_graph.shape == (1, *image.shape[:2], 2)
+            np.testing.assert_allclose(p_host, p_graph, atol=1e-6)
+            clear = np.abs(p_graph[..., spec.positive_class] - 0.4) > 1e-6
+            if task_name == "multiclass":
+                clear = np.abs(p_graph[..., 0] - p_graph[..., 1]) > 2e-6
+            assert m_host.dtype == np.uint8 and (m_host == m_graph)[clear].all()
+            assert clear.mean() > 0.99
+            # Probabilities straight from the network (a --tta model ends at its softmax).
+            p_direct, _ = host.finish(None, image.shape[:2], probs=host_stages.softmax(logits))
+            np.testing.assert_array_equal(p_direct, p_host)
+        same = rng.integers(0, 256, (2, *shape, 3), dtype=np.uint8)
+        np.testing.assert_array_equal(host.to_network(same), same.astype(np.float32))
+    finally:
+        graph.close()

@@ -29,9 +29,9 @@ def area_weights(in_size, out_size, use_area):
     Downscaling: output i averages the source interval [i*s, (i+1)*s), s = in/out, each source
     pixel weighted by its overlap / s (what cv2.resize INTER_AREA computes). OpenCV averages
     areas only when neither axis grows (`use_area`, a bool tensor); otherwise it uses its own
-    two-tap interpolation on both axes, which this follows approximately (within one level on
-    most frames, not all: a network input larger than the images is not a tested case). The
-    same size gives the identity.
+    two-tap interpolation on both axes, which this follows within one level (cv2 computes it
+    in fixed point; tests/test_prediction.py checks images smaller than the network). The
+    same size gives the identity. fcn.inference.host_stages.area_weights is its NumPy twin.
     """
     in_f = tf.cast(in_size, tf.float64)
     out_f = tf.cast(out_size, tf.float64)
@@ -43,7 +43,11 @@ def area_weights(in_size, out_size, use_area):
     area = overlap / scale
     # OpenCV's INTER_AREA upscaling: source sx = floor(i*s) and sx+1 with weights 1-f, f where
     # f = frac((i+1) - (sx+1)/s) if positive, else 0; the right neighbour clamps to the edge.
-    sx = tf.floor(i * scale)
+    # sx in integers: where i*s is a whole number, TensorFlow's float64 product at run time
+    # can land below it (18 * 160/192 gave floor 14, not cv2's 15: a pixel's neighbour).
+    i_int = tf.range(out_size, dtype=tf.int64)[:, None]  # (out, 1)
+    sx = i_int * tf.cast(in_size, tf.int64) // tf.cast(out_size, tf.int64)
+    sx = tf.cast(sx, tf.float64)
     f = (i + 1.0) - (sx + 1.0) / scale
     f = tf.where(f <= 0.0, tf.zeros_like(f), f - tf.floor(f))
     right = tf.minimum(sx + 1.0, in_f - 1.0)

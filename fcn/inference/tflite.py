@@ -3,25 +3,26 @@
 
 A TFLite model is fixed to the run's network size (h, w), so only the network is converted:
 
-    images       uint8 (N, H, W, 3) RGB, any H, W           } outside the model, in TensorFlow
-      -> to_network_size (INTER_AREA) -> float32 (N, h, w, 3) } (fcn.inference.prediction.Stages)
+    images       uint8 (N, H, W, 3) RGB, any H, W           } outside the model, in OpenCV
+      -> cv2.resize INTER_AREA -> float32 (N, h, w, 3)        } (fcn.inference.host_stages)
     image_input  float32 (N, h, w, 3) raw 0..255 levels       <- model.tflite's input
       -> normalise, network, all inside the model
     logits       float32 (N, h, w, C)                         <- model.tflite's output
-      -> softmax, bilinear upsampling to (H, W), decision      } outside, Stages again
+      -> softmax, cv2 INTER_LINEAR upsampling to (H, W), decision } outside, host_stages again
 
 A run with --tta ends at `probs` instead: the mean of the copies' softmax, inside the model.
 Ending at the logits keeps the int8 model's softmax in float: its int8 output is then scaled
 to the logits' own range, where a softmax output is fixed to steps of 1/256 that decide every
 probability within 1/512 of the threshold alike (a near-chance model's whole mask).
 
-so an image of any size is resized as TensorFlow resizes it, not refused. The model takes one
+so an image of any size is resized as the prediction path resizes it (host_stages' docstring
+says how closely), not refused; the stages cost no TensorFlow session call. The model takes one
 image a call (BATCH); a batch is fed image by image. Threads are XNNPACK's (the interpreter's
 num_threads), which TFLite's CPU path runs through.
 
 The int8 model is TFLite's full-integer quantisation (int8 weights per channel, int8 activations
 per tensor, int8 input and output) calibrated on training images passed through the same
-to_network_size, one at a time at their own sizes: its input scale is about 1 level, its output
+resize, one at a time at their own sizes: its input scale is about 1 level, its output
 (a softmax) 1/256. TFLitePredictor quantises the input and dequantises the output with the
 model's own scale and zero point. One exception: the encoder's input normalisation (the ops
 between image_input and the first convolution, e.g. VGG's RGB -> BGR ReverseV2 and mean
@@ -115,15 +116,12 @@ def _quantized_model(converter, float_nodes):
 
 
 def network_inputs(images, config, spec):
-    """uint8 RGB images of any sizes -> [float32 (1, h, w, 3)]: each resized as predicting
-    resizes it (Stages.to_network), the int8 model's representative dataset."""
-    from fcn.inference import prediction
+    """uint8 RGB images of any sizes -> [float32 (1, h, w, 3)]: each resized as TFLitePredictor
+    resizes it (host_stages), the int8 model's representative dataset."""
+    from fcn.inference import host_stages
 
-    stages = prediction.Stages(config.image_shape, spec, config.threshold)
-    try:
-        return [stages.to_network(image[None]) for image in images]
-    finally:
-        stages.close()
+    stages = host_stages.HostStages(config.image_shape, spec, config.threshold)
+    return [stages.to_network(image[None]) for image in images]
 
 
 def export_tflite(frozen, config, spec, folder, calibration=None, log=print):
@@ -145,9 +143,10 @@ def export_tflite(frozen, config, spec, folder, calibration=None, log=print):
             output_name(config): f"float32 (N, {h}, {w}, {spec.num_classes}) "
             + ("logits" if config.tta == "none" else f"probabilities (--tta {config.tta})")
         },
-        "resize": f"outside the model: images INTER_AREA-resized to {h}x{w} and rounded to "
-        "levels before it, its probabilities bilinearly upsampled back to H x W and decided "
-        "after it (fcn.inference.prediction.Stages; fcn.inference.tflite.TFLitePredictor)",
+        "resize": f"outside the model: images resized to {h}x{w} by cv2.resize INTER_AREA "
+        "(uint8 levels) before it, its probabilities upsampled back to H x W by cv2.resize "
+        "INTER_LINEAR and decided after it (fcn.inference.host_stages; "
+        "fcn.inference.tflite.TFLitePredictor)",
     }
     if calibration is not None:
         if not calibration:
@@ -236,7 +235,7 @@ class TFLitePredictor(Predictor):
 
     def __init__(self, export_dir, meta, int8=False, threads=None, batch_size=None):
         from fcn import config as cfg
-        from fcn.inference import prediction, restore
+        from fcn.inference import host_stages, restore
 
         record = meta.get("tflite") or {}
         file = record.get("int8_file" if int8 else "file")
@@ -265,7 +264,7 @@ class TFLitePredictor(Predictor):
         self._output = self._interpreter.get_output_details()[0]
         self._ends_at_probs = record.get("output", names.PROBS) == names.PROBS
         self._interpreter.allocate_tensors()
-        self._stages = prediction.Stages(self.network_size, self.spec, self.threshold)
+        self._stages = host_stages.HostStages(self.network_size, self.spec, self.threshold)
 
     def network(self, x):
         """float32 (N, h, w, 3) network input -> float32 (N, h, w, C) logits (or with --tta,
