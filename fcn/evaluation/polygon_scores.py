@@ -96,17 +96,9 @@ class PolygonScores:
     def result(self):
         """metrics.json's "polygons": counts, ratios (0 where undefined, as SpaceNet's), the
         mean IoU of the matched pairs and what decided the matches."""
-        tp, fp, fn = self.tp, self.fp, self.fn
-        precision = tp / (tp + fp) if tp + fp else 0.0
-        recall = tp / (tp + fn) if tp + fn else 0.0
-        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        tp = self.tp
         return dict(
-            tp=tp,
-            fp=fp,
-            fn=fn,
-            precision=precision,
-            recall=recall,
-            f1=f1,
+            **polygons.count_scores(tp, self.fp, self.fn),
             mean_iou=self._iou_sum / tp if tp else 0.0,
             iou_threshold=polygons.IOU_THRESHOLD,
             images=self.images,

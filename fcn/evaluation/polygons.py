@@ -61,19 +61,20 @@ def _ratio(a, b):
     return a / b if b else 0.0
 
 
+def count_scores(tp, fp, fn):
+    """dict(tp, fp, fn, precision, recall, f1) of match counts (0 where undefined, as
+    SpaceNet's)."""
+    precision, recall = _ratio(tp, tp + fp), _ratio(tp, tp + fn)
+    f1 = _ratio(2 * precision * recall, precision + recall)
+    return dict(tp=tp, fp=fp, fn=fn, precision=precision, recall=recall, f1=f1)
+
+
 def f1_scores(proposals, truths, threshold=IOU_THRESHOLD, scores=None):
     """dict(tp, fp, fn, precision, recall, f1, mean_iou of the matched pairs)."""
     pairs = match(proposals, truths, threshold, scores)
     tp = len(pairs)
-    fp, fn = len(proposals) - tp, len(truths) - tp
-    precision, recall = _ratio(tp, tp + fp), _ratio(tp, tp + fn)
     return dict(
-        tp=tp,
-        fp=fp,
-        fn=fn,
-        precision=precision,
-        recall=recall,
-        f1=_ratio(2 * precision * recall, precision + recall),
+        **count_scores(tp, len(proposals) - tp, len(truths) - tp),
         mean_iou=float(np.mean([v for _, _, v in pairs])) if pairs else 0.0,
     )
 
