@@ -13,7 +13,7 @@ from rasterio.transform import from_origin
 from fcn import data
 from fcn.errors import UserError
 from fcn.geo import job as geo_job
-from fcn.geo import outputs, raster, stream
+from fcn.geo import outputs, raster, rescale, stream
 from fcn.inference import media, windows
 from fcn.inference.predictor import Predictor
 
@@ -140,6 +140,46 @@ def test_strips_equal_the_in_memory_slide_bit_for_bit(scenes, size, batch_size):
         assert all(np.array_equal(a, b) for a, b in zip(fake.batches, whole.batches, strict=True))
 
 
+@pytest.mark.parametrize("scale", [0.5, 0.7, 1.5])
+@pytest.mark.parametrize("size", [(300, 400), (300, 30)])
+def test_strips_at_another_scale_equal_the_in_memory_slide_there(scenes, size, scale):
+    """rescale.slide_rows against SlidePredictor(scale=s) on the whole array: the resampled
+    strips differ from cv2.resize of the whole scene by an input level at most (cv2's fixed
+    point), which moves _window_mean by at most 2/510; the rows come in order, each once."""
+    with raster.Scene(scenes["u16"]) as scene:
+        rgb, valid = scene.read_all()
+    rgb, valid = rgb[: size[0], : size[1]].copy(), valid[: size[0], : size[1]]
+    want = windows.SlidePredictor(_Fake(_window_mean), overlap=0.25, scale=scale).predict(rgb)[0]
+    slide = windows.SlidePredictor(_Fake(_window_mean), overlap=0.25, scale=scale)
+    calls = []
+    blocks = list(
+        rescale.slide_rows(slide, lambda a, b: (rgb[a:b], valid[a:b]), size, None, calls.append)
+    )
+    tops = [top for top, *_ in blocks]
+    assert tops[0] == 0 and tops == sorted(tops) and len(blocks) > 1
+    got = np.concatenate([p for _, p, _, _ in blocks])
+    assert got.shape == want.shape
+    diff = np.abs(got - want)[valid]
+    assert diff.max() <= 2 / 510 + 1e-5 and diff.mean() < 1e-3
+    assert np.array_equal(np.concatenate([r for _, _, r, _ in blocks]), rgb)
+    assert sum(calls) == stream.window_count(slide, windows.scaled_size(size, scale))
+
+
+def test_rescale_matrices_are_opencvs_resizes():
+    rng = np.random.default_rng(1)
+    image = rng.integers(0, 256, (90, 70, 3), dtype=np.uint8)
+    probs = rng.random((90, 70, 2)).astype(np.float32)
+    for scale in (0.33, 0.5, 1.5, 2.0):
+        h, w = windows.scaled_size((90, 70), scale)
+        shrink = scale < 1
+        rows, cols = rescale.matrix(90, h, shrink), rescale.matrix(70, w, shrink)
+        np.testing.assert_allclose(rows.sum(axis=1), 1.0, atol=1e-6)
+        got = np.rint(rescale._apply(rows, cols, image))
+        assert np.abs(got - windows.resize(image, (h, w))).max() <= 1.0
+        got = rescale._apply(rows, cols, probs)
+        np.testing.assert_allclose(got, windows.resize(probs, (h, w)), atol=1e-4)
+
+
 def test_outputs_keep_the_grid_and_equal_the_in_memory_slide(scenes, tmp_path):
     fake = _Fake(_window_mean)
     slide = windows.SlidePredictor(fake, overlap=0.25)
@@ -247,7 +287,8 @@ def test_whole_and_other_scales_read_the_scene_whole(scenes, tmp_path):
     paths = (None, str(tmp_path / "p.tif"), None)
     geo_job.predict_scene(fake, media.Job(scenes["u16"], False, paths), _opts(), 0.5)
     assert not geo_job.streams(fake) and len(fake.batches) == 1
-    assert not geo_job.streams(windows.SlidePredictor(fake, scale=0.5))
+    assert geo_job.streams(windows.SlidePredictor(fake, scale=0.5))  # fcn.geo.rescale
+    assert not geo_job.streams(windows.MultiScalePredictor(fake, (0.5, 1.0), "slide"))
     with raster.Scene(scenes["u16"]) as scene:
         rgb, valid = scene.read_all()
     with rasterio.open(paths[1]) as out:

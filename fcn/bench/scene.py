@@ -1,6 +1,6 @@
 """Peak memory and throughput of a large GeoTIFF scene predicted with slide (issue 21).
 
-    python -m fcn.bench.scene [--side 10000] [--encoder mobilenet_v2 --decoder pix2pix]
+    python -m fcn.bench.scene [--side 10000] [--encoder mobilenet_v2 --decoder pix2pix] [--scale S]
 
 writes a SIDE x SIDE uint8 RGB GeoTIFF (UTM, 0.3 m pixels, tiled, deflate; drawn strip by strip:
 smooth colour fields and noise, so it compresses like imagery and costs no memory), then predicts
@@ -62,7 +62,9 @@ def _rss_mb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
-def measure(scene, encoder, decoder, image_shape, decoder_width, batch_size, overlap, out_dir):
+def measure(
+    scene, encoder, decoder, image_shape, decoder_width, batch_size, overlap, out_dir, scale=1.0
+):
     import tensorflow.compat.v1 as tf
 
     from fcn import config as cfg
@@ -88,7 +90,7 @@ def measure(scene, encoder, decoder, image_shape, decoder_width, batch_size, ove
         inner = SessionPredictor(
             sess, model, config, spec, "float32", "random weights", batch_size=batch_size
         )
-        slide = windows.SlidePredictor(inner, overlap)
+        slide = windows.SlidePredictor(inner, overlap, scale)  # scale != 1: fcn.geo.rescale
         inner.predict(np.zeros((batch_size, *image_shape, 3), np.uint8))  # warm-up
         before = _rss_mb()
         stem = os.path.splitext(os.path.basename(scene))[0]
@@ -99,7 +101,8 @@ def measure(scene, encoder, decoder, image_shape, decoder_width, batch_size, ove
         t0 = time.time()
         (height, width), _ = geo_job.predict_scene(slide, job, opts, 0.5)
         seconds = time.time() - t0
-        windows_count = geo_job.stream.window_count(slide, (height, width))
+        scaled = windows.scaled_size((height, width), scale)
+        windows_count = geo_job.stream.window_count(slide, scaled)
     megapixels = height * width / 1e6
     return dict(
         side=height,
@@ -108,6 +111,7 @@ def measure(scene, encoder, decoder, image_shape, decoder_width, batch_size, ove
         image_shape=list(image_shape),
         batch_size=batch_size,
         overlap=overlap,
+        scale=scale,
         windows=windows_count,
         megapixels=megapixels,
         seconds=round(seconds, 1),
@@ -126,6 +130,7 @@ def main(argv=None):
     parser.add_argument("--decoder-width", type=float, default=0.25)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--overlap", type=float, default=0.25)
+    parser.add_argument("--scale", type=float, default=1.0, help="the slide's --scale")
     parser.add_argument("--scene", help="an existing GeoTIFF instead of drawing one")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
@@ -141,6 +146,7 @@ def main(argv=None):
             args.batch_size,
             args.overlap,
             tmp,
+            args.scale,
         )
     print(json.dumps(result))
 

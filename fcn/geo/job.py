@@ -2,11 +2,12 @@
 
 `predict_scene(model, job, opts, threshold)` opens job.path (fcn.geo.raster), predicts it and
 writes job.outputs (overlay, prob, mask: fcn.geo.outputs) and job.polygons (fcn.geo.polygons):
-- `--predict slide` at one scale 1 (the scene at its own resolution, the mode scenes are for)
-  streams: fcn.geo.stream reads the rows the windows reach and gives out the finished rows, so
-  memory follows a strip of windows, not the scene, and the answer is the SlidePredictor's;
-- anything else (`whole`, other or several scales) needs the whole scene: it is read at once
-  and predicted by the wrapped model (memory: the scene's), then written block by block.
+- `--predict slide` at one scale streams: fcn.geo.stream reads the rows the windows reach and
+  gives out the finished rows, so memory follows a strip of windows, not the scene, and the
+  answer is the SlidePredictor's (at scale 1 bit for bit; at another scale fcn.geo.rescale
+  resamples strips on the way in and out, equal up to the resampling's arithmetic);
+- anything else (`whole`, several scales) needs the whole scene: it is read at once and
+  predicted by the wrapped model (memory: the scene's), then written block by block.
 A progress bar counts the windows. An error on the way removes every half-written file.
 """
 
@@ -15,22 +16,22 @@ from tqdm import tqdm
 
 from fcn.data import task
 from fcn.geo import outputs as geo_outputs
-from fcn.geo import polygons, raster, stream
+from fcn.geo import polygons, raster, rescale, stream
 from fcn.inference import overlays
-from fcn.inference.windows import SlidePredictor
+from fcn.inference.windows import SlidePredictor, scaled_size
 
 _BLOCK = geo_outputs.TILE  # rows per block when the scene is predicted whole
 
 
 def streams(model):
-    """Whether `model` predicts a scene strip by strip (slide at scale 1)."""
-    return isinstance(model, SlidePredictor) and model.scale == 1.0
+    """Whether `model` predicts a scene strip by strip (slide at one scale)."""
+    return isinstance(model, SlidePredictor)
 
 
 def blocks(model, scene, threshold=None, progress=None):
     """(top, probs (n, W, C), rgb (n, W, 3), valid (n, W)) over the scene, top to bottom."""
     if streams(model):
-        yield from stream.slide_rows(model, scene.rows, scene.size, threshold, progress)
+        yield from rescale.slide_rows(model, scene.rows, scene.size, threshold, progress)
         return
     rgb, valid = scene.read_all()
     probs = model.predict(rgb, threshold)[0]
@@ -53,7 +54,9 @@ def predict_scene(model, job, opts, threshold):
             regions = polygons.Regions(
                 polygons.polygon_classes(spec), spec.class_names, opts.min_area, opts.simplify
             )
-        total = stream.window_count(model, scene.size) if streams(model) else 1
+        total = 1
+        if streams(model):
+            total = stream.window_count(model, scaled_size(scene.size, model.scale))
         try:
             with tqdm(total=total, desc=scene.stem, unit="win", leave=False) as bar:
                 for top, probs, rgb, valid in blocks(model, scene, threshold, bar.update):

@@ -242,10 +242,10 @@ def run_inference(opts, log=print):
             f"{len(videos)} videos" + (f", {len(scenes)} GeoTIFF scenes" if scenes else "")
         )
         if scenes and not geo_job.streams(model):
+            what = "several --scales" if how[0] == "slide" else f"--predict {how[0]}"
             log(
-                f"note: GeoTIFF scenes are read whole and predicted with --predict {how[0]} "
-                "(memory: the scene's); --predict slide predicts them at their own resolution, "
-                "window by window"
+                f"note: GeoTIFF scenes are read whole and predicted with {what} (memory: the "
+                "scene's); --predict slide at one scale predicts them window by window"
             )
         plain = [
             j.path for j, georeferenced in zip(jobs, probes, strict=True) if georeferenced is False
