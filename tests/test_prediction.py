@@ -116,10 +116,11 @@ def test_upscaling_resize_is_within_a_level_of_opencv():
 @pytest.mark.parametrize("task_name", ["binary", "multiclass"])
 def test_host_stages_give_the_graph_stages_answer(kitti_sample, task_name):
     """fcn.inference.host_stages (NumPy: the TFLite predictor's) against the graph's Stages on
-    the four real KITTI frame sizes and on smaller images: the same weight matrices and network
-    inputs, probabilities within 1e-6 after softmax and upsampling (the upsampling is the
-    graph's, operation for operation), the same masks away from the threshold; an image of the
-    network size passes unresized."""
+    the four real KITTI frame sizes and on smaller images: the same weight matrices, network
+    inputs within a level (the sums' order differs: host_stages' docstring), probabilities
+    within 1e-6 after softmax and upsampling (the upsampling is the graph's, operation for
+    operation), the same masks away from the threshold; an image of the network size passes
+    unresized."""
     from fcn.inference import host_stages
 
     spec = data.KITTI_ROAD
@@ -135,7 +136,10 @@ def test_host_stages_give_the_graph_stages_answer(kitti_sample, task_name):
             batch = image[None]
             got, ref = host.to_network(batch), graph.to_network(batch)
             assert got.shape == ref.shape == (1, *shape, 3) and got.dtype == np.float32
-            np.testing.assert_array_equal(got, ref)
+            # Whole levels from sums in another order: a level may flip where a sum lands
+            # within float32's last bits of a .5 (1 of 36,864 values on an AVX2 EPYC, 0 on AMX).
+            flipped = np.abs(got - ref)
+            assert flipped.max() <= 1.0 and (flipped > 0).mean() < 1e-3
             logits = rng.normal(0, 2, (1, *shape, 2)).astype(np.float32)
             (p_host, m_host), (p_graph, m_graph) = (
                 s.finish(logits, image.shape[:2], 0.4) for s in (host, graph)
