@@ -176,6 +176,27 @@ def test_batch_norm_networks_export_to_onnx(network, tiny_config, tmp_path):
     np.testing.assert_allclose(served["road_prob"], expected, atol=1e-5, rtol=0)
 
 
+def test_a_run_with_the_im2col_fc6_exports_it_as_a_convolution(tiny_config, tmp_path):
+    # --fc6 auto trains bfloat16 runs (the default on AMX / AVX512-BF16 CPUs) with fc6 as
+    # ExtractImagePatches + MatMul, which tf2onnx cannot convert (nor TFLite's builtin ops):
+    # every export file holds the convolution instead, over the same kernel.
+    run = train.train(tiny_config(tmp_path / "runs", fc6="im2col"), log=lambda *a: None)[0]
+    out = str(tmp_path / "model")
+    meta = export.export(run, out, onnx=HAVE_ONNX, tflite=True, log=lambda *a: None)
+    graph_def = tf.GraphDef()
+    with open(os.path.join(out, meta["frozen_graph"]), "rb") as f:
+        graph_def.ParseFromString(f.read())
+    assert meta["tflite"]["max_abs_diff"] < 1e-4
+    assert "ExtractImagePatches" not in [n.op for n in graph_def.node]
+    convs = [n.input[1] for n in graph_def.node if n.op == "Conv2D" and "/fc6/" in n.name]
+    assert len(convs) == 1 and "fc6" in convs[0]  # fc6's own kernel
+    if HAVE_ONNX:
+        assert meta["onnx"]["max_abs_diff"] < export.ONNX_TOLERANCE
+    images = _images(5)[0]
+    served = _saved_model_outputs(out, images)["road_prob"]
+    np.testing.assert_allclose(served, _training_graph_road_prob(run, images), atol=1e-5, rtol=0)
+
+
 @pytest.mark.parametrize("precision", PRECISIONS)
 def test_infer_with_the_export_equals_infer_with_the_run(
     precision, trained_run, exported, tmp_path

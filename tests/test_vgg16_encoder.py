@@ -10,6 +10,7 @@ import tensorflow.compat.v1 as tf
 from conftest import TINY_WIDTH
 from fcn import config, data
 from fcn.errors import UserError
+from fcn.inference import serving_graph
 from fcn.models import encoders, savedmodel, weights
 from fcn.models.encoders import vgg16
 from fcn.models.options import ModelOptions
@@ -96,6 +97,37 @@ def test_im2col_fc6_equals_conv_fc6_on_an_odd_size():
     np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-4 * np.abs(a).max())
     # Training sees the same gradients through either form.
     np.testing.assert_allclose(gb, ga, rtol=1e-3, atol=1e-4 * np.abs(ga).max())
+
+
+def test_a_frozen_im2col_fc6_is_served_as_the_convolution_it_computes():
+    # Exports rewrite the im2col form (what a bfloat16 run trains) as Conv2D over the same
+    # kernel (fcn.inference.serving_graph): ONNX and TFLite cannot take ExtractImagePatches.
+    image = np.random.RandomState(1).uniform(0, 255, (2, 75, 141, 3)).astype(np.float32)
+    with tf.Graph().as_default() as graph, tf.Session(graph=graph) as sess:
+        images = tf.placeholder(tf.float32, [None, None, None, 3], name="images")
+        out = tf.identity(_tiny_encoder(images, fc6="im2col")[32], name="out")
+        sess.run(tf.global_variables_initializer())
+        want = sess.run(out, {images: image})
+        frozen = tf.graph_util.convert_variables_to_constants(sess, graph.as_graph_def(), ["out"])
+    assert serving_graph.im2col_as_conv(frozen) == 1
+    served = tf.graph_util.extract_sub_graph(frozen, ["out"])
+    ops = [n.op for n in served.node]
+    assert "ExtractImagePatches" not in ops and "MatMul" not in ops
+    assert ops.count("Conv2D") == 13 + 1 + 1  # block convolutions, fc6 again, fc7
+    with tf.Graph().as_default() as graph, tf.Session(graph=graph) as sess:
+        tf.import_graph_def(served, name="")
+        got = sess.run("out:0", {"images:0": image})
+    assert want.shape == (2, 3, 5, 256) and np.abs(want).max() > 0
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
+
+
+def test_an_im2col_chain_of_another_shape_is_refused():
+    with tf.Graph().as_default() as graph:
+        x = tf.placeholder(tf.float32, [1, 4, 4, 2])
+        patches = tf.image.extract_patches(x, [1, 3, 3, 1], [1, 1, 1, 1], [1, 1, 1, 1], "SAME")
+        tf.identity(tf.reduce_sum(patches), name="out")  # patches, but no matmul after them
+    with pytest.raises(ValueError, match="is not followed by one Reshape"):
+        serving_graph.im2col_as_conv(graph.as_graph_def())
 
 
 def _write_checkpoint(folder, arrays):

@@ -41,6 +41,7 @@ import numpy as np
 from fcn import checks, names, options, runs
 from fcn.config import field
 from fcn.errors import UserError
+from fcn.inference.serving_graph import defaults_fixed, output_names, serving_graph
 
 # Graph interface of the export: the training graph's prediction path, frozen
 # (fcn.inference.prediction).
@@ -108,15 +109,6 @@ def tensor_name(name):
 # --------------------------------------------------------------------------------------------
 
 
-def output_names(spec):
-    """Graph outputs an export keeps: full-size probabilities and mask, the network-size
-    softmax, and for binary datasets the positive class's probability ('road_prob')."""
-    outputs = [names.PROBS_FULL, names.MASK, names.PROBS]
-    if spec.task == "binary":
-        outputs.append(names.positive_prob_name(spec.positive_name))
-    return outputs
-
-
 def freeze(restored):
     """The restored training graph cut down to its prediction path, variables folded into
     constants (batch-norm statistics included)."""
@@ -180,7 +172,7 @@ def to_onnx(graph_def, path):
     inputs = [tensor_name(INPUT_NAME)]
     outputs = [tensor_name(names.PROBS_FULL), tensor_name(MASK_NAME)]
     # ONNX has no optional inputs: the threshold and the --tta switch become the run's constants.
-    graph_def = _defaults_fixed(graph_def, (names.THRESHOLD, names.TTA))
+    graph_def = defaults_fixed(graph_def, (names.THRESHOLD, names.TTA))
     try:
         # Grappler's folding first, as tf2onnx.convert does; then op-by-op conversion. tf2onnx's
         # own ONNX rewrites are left out: on VGG16's 540 MB of weights they need > 18 GB of RAM,
@@ -207,22 +199,6 @@ def onnx_max_difference(path, images, reference):
     ort = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
     (probs,) = ort.run([tensor_name(names.PROBS_FULL)], {tensor_name(INPUT_NAME): images})
     return float(np.abs(probs - reference).max())
-
-
-def _defaults_fixed(graph_def, keep_names):
-    """A copy of graph_def where the named PlaceholderWithDefault nodes are Identity of their
-    default: what is fixed at serving time (training flag, dropout, ...) folds away."""
-    from tensorflow.core.framework import graph_pb2
-
-    out = graph_pb2.GraphDef()
-    out.CopyFrom(graph_def)
-    for node in out.node:
-        if node.op == "PlaceholderWithDefault" and node.name in keep_names:
-            node.op = "Identity"
-            dtype = node.attr["dtype"].type
-            node.attr.clear()
-            node.attr["T"].type = dtype
-    return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -289,31 +265,6 @@ def _tensor_names(config, spec):
         **({"threshold": tensor_name(names.THRESHOLD)} if spec.task == "binary" else {}),
         **({"tta": tensor_name(names.TTA)} if config.tta != "none" else {}),
     }
-
-
-# Fixed at serving time: the network input comes from the resize, no training, no dropout.
-_SERVING_FIXED = (names.IMAGE_INPUT, names.IS_TRAINING, names.KEEP_PROB)
-
-
-def serving_graph(frozen, spec, fixed=_SERVING_FIXED):
-    """The frozen prediction path as it serves: the inputs of _SERVING_FIXED folded to their
-    defaults, and every `where(is_training, a, b)` (batch norm's statistics, decoder dropout:
-    fcn.models.layers) replaced by `b`, so the batch moments computed only for training are
-    pruned away rather than left for Grappler to fold (which leaves dangling control inputs
-    that tf2onnx cannot convert: "Non-existent input ^encoder/.../Conv2D"). Both branches have
-    one shape in those selects, so the output is the same tensor the select gave. `fixed`: the
-    inputs folded (TFLite keeps image_input: fcn.inference.tflite)."""
-    import tensorflow.compat.v1 as tf
-
-    graph_def = _defaults_fixed(frozen, fixed)
-    for node in graph_def.node:
-        if node.op in ("Select", "SelectV2") and node.input[0] == names.IS_TRAINING:
-            dtype = node.attr["T"].type
-            node.op = "Identity"
-            del node.input[:2]  # keep the else branch: b
-            node.attr.clear()
-            node.attr["T"].type = dtype
-    return tf.graph_util.extract_sub_graph(graph_def, output_names(spec))
 
 
 def _write_tensorflow(frozen, config, spec, folder, sample):

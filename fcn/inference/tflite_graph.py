@@ -45,12 +45,12 @@ def network_graph(frozen, config, spec):
     away."""
     import tensorflow.compat.v1 as tf
 
-    from fcn.inference import export
+    from fcn.inference.serving_graph import defaults_fixed, serving_graph
 
     # is_training, keep_prob and tta to their serving defaults; batch norm's selects to their
-    # moving statistics (export.serving_graph); image_input stays an input.
-    graph_def = export.serving_graph(frozen, spec, fixed=(names.IS_TRAINING, names.KEEP_PROB))
-    graph_def = export._defaults_fixed(graph_def, (names.TTA,))
+    # moving statistics (fcn.inference.serving_graph); image_input stays an input.
+    graph_def = serving_graph(frozen, spec, fixed=(names.IS_TRAINING, names.KEEP_PROB))
+    graph_def = defaults_fixed(graph_def, (names.TTA,))
     # At serving keep_prob is 1: dropout's mask (uniform [0, 1) >= rate 0) keeps every pixel and
     # its scale is 1, so the select is its kept branch. Left in, TFLite would draw the random
     # numbers on every call (RANDOM_UNIFORM, which full-integer quantisation cannot take).

@@ -101,7 +101,7 @@ def batch_norm(x, is_training, name, momentum=BN_MOMENTUM, epsilon=BN_EPSILON):
         # Two fused kernels (one op forward, one backward each, where tf.nn.moments +
         # batch_normalization is ~15 element-wise ops and their gradients): with the batch's
         # moments while training, with the moving ones otherwise. A select, not a tf.cond: the
-        # graph stays free of control flow, and the export (fcn.inference.export.serving_graph)
+        # graph stays free of control flow, and the export (fcn.inference.serving_graph)
         # keeps only the moving-statistics branch. Training never takes the gradient of that
         # branch (stop_gradient), so its backward kernel is never built: MobileNetV2's 52 batch
         # norms cost about half the op time of the unfused form (float32, 128x128, batch 8).
