@@ -8,7 +8,7 @@ import pytest
 
 from conftest import PRECISIONS
 from fcn import cli, data
-from fcn.bench import flops, naive
+from fcn.bench import flops, naive, scene
 from fcn.bench import run as bench
 from fcn.precision import resolve
 
@@ -164,3 +164,24 @@ def test_bench_other_encoder_and_decoder_without_naive(precision, synth_data, tm
     assert result["forward_flops_per_image"] > 0 and result["infer_peak_share"] > 0
     text = capsys.readouterr().out
     assert "random weights" in text and "not measured (--no-naive)" in text and "% of peak" in text
+
+
+@pytest.mark.parametrize("model", ["random", "run"])
+def test_scene_bench_slides_over_a_geotiff_and_reports_its_figures(model, trained_run, capsys):
+    # 300 x 300 in windows of the network's size, a quarter overlapping (fcn.inference.windows):
+    # random U-Net 64 x 64: stride 48, ceil((300 - 64) / 48) + 1 = 6 positions a side, 36.
+    # The trained tiny VGG run, 64 x 192: rows as above (6); columns stride 144,
+    # ceil((300 - 192) / 144) + 1 = 2; 12.
+    argv = ["--side", "300", "--batch-size", "4"]
+    if model == "random":
+        argv += ["--encoder", "unet", "--decoder", "unet", "--size", "64"]
+    else:
+        argv += ["--run", trained_run, "--precision", "float32"]
+    scene.main(argv)
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["windows"] == (36 if model == "random" else 12)
+    assert result["image_shape"] == ([64, 64] if model == "random" else [64, 192])
+    assert result["megapixels"] == pytest.approx(0.09)
+    assert result["seconds"] > 0 and result["mpx_s"] > 0
+    assert result["peak_rss_mb"] >= result["rss_before_mb"] > 0
+    assert result["precision"] == "float32"

@@ -236,3 +236,22 @@ def test_cli_writes_a_kind(tmp_path):
     assert "4 training" in proc.stdout and str(out / "shapes") in proc.stdout
     assert len(list((out / "shapes" / "images").iterdir())) == 4
     assert len(list((out / "shapes" / "test").iterdir())) == 12
+
+
+@pytest.mark.parametrize("kind", ["streets", "footprints", "coco"])
+def test_worker_processes_write_the_same_bytes_as_one_process(kind, tmp_path, monkeypatch):
+    # 70 images: over _common's threshold, so they are rendered by one spawned worker per core;
+    # then again in this process. Each image draws from its own generator: same files, and COCO's
+    # image and annotation ids in the same order.
+    options = {"sizes": ((48, 64),), **({"scenes": 0} if kind == "footprints" else {})}
+    synth.generate(kind, tmp_path / "workers", count=70, test_count=2, seed=4, **options)
+    monkeypatch.setattr("fcn.data.synth._common._PARALLEL_MIN", 10**9)
+    synth.generate(kind, tmp_path / "here", count=70, test_count=2, seed=4, **options)
+    a = sorted(p.relative_to(tmp_path / "workers") for p in (tmp_path / "workers").rglob("*"))
+    b = sorted(p.relative_to(tmp_path / "here") for p in (tmp_path / "here").rglob("*"))
+    assert a == b and len(a) > 70
+    for rel in a:
+        if (tmp_path / "here" / rel).is_file():
+            assert (tmp_path / "workers" / rel).read_bytes() == (
+                tmp_path / "here" / rel
+            ).read_bytes()

@@ -1,16 +1,21 @@
 """Peak memory and throughput of a large GeoTIFF scene predicted with slide (issue 21).
 
     python -m fcn.bench.scene [--side 10000] [--encoder mobilenet_v2 --decoder pix2pix] [--scale S]
+    python -m fcn.bench.scene --run RUN_OR_EXPORT [--backend tf|onnxruntime|tflite] [--int8]
 
 writes a SIDE x SIDE uint8 RGB GeoTIFF (UTM, 0.3 m pixels, tiled, deflate; drawn strip by strip:
 smooth colour fields and noise, so it compresses like imagery and costs no memory), then predicts
 it as `infer --predict slide --save-mask` does (fcn.geo.job.predict_scene, the mask GeoTIFF
-written block by block) with a network of random weights (--weights random: the figures are the
-architecture's, any trained run of it costs the same) at the footprints recipe's shape (192 x 192,
-pix2pix width 0.25, float32, one pass: no --tta), and prints one JSON line:
+written block by block), with windows of the network's size, and prints one JSON line:
     megapixels, windows, seconds (the prediction and the writing, after one warm-up batch),
     mpx_s, peak_rss_mb (resource.getrusage: the process's peak resident memory, TensorFlow
     included), rss_before_mb (the peak before the scene was predicted: the model's).
+
+The network: with --run, a trained run or export opened as `infer` opens it
+(fcn.inference.backends: its backend, precision and --tta); without, the prediction path alone
+(no training ops) with random weights (the figures are the architecture's, a trained run of it
+costs the same) at the footprints recipe's shape (192 x 192, pix2pix width 0.25, float32, one
+pass: no --tta).
 """
 
 import argparse
@@ -62,17 +67,15 @@ def _rss_mb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
-def measure(
-    scene, encoder, decoder, image_shape, decoder_width, batch_size, overlap, out_dir, scale=1.0
-):
+def random_predictor(encoder, decoder, image_shape, decoder_width, batch_size):
+    """A float32 SessionPredictor of the prediction path alone (no optimizer, whose slots would
+    double VGG16's memory) with random weights; two classes, as buildings / background."""
     import tensorflow.compat.v1 as tf
 
     from fcn import config as cfg
-    from fcn import data
-    from fcn.geo import job as geo_job
-    from fcn.inference import media, windows
+    from fcn import data, models
+    from fcn.inference import prediction
     from fcn.inference.predictor import SessionPredictor
-    from fcn.training import build
 
     config = cfg.Config(
         encoder=encoder,
@@ -83,15 +86,30 @@ def measure(
         precision="float32",
         batch_size=batch_size,
     )
-    spec = data.KITTI_ROAD  # two classes, as buildings / background
+    spec = data.KITTI_ROAD
     graph = tf.Graph()
-    with graph.as_default(), tf.Session() as sess:
-        model = build.build_model(sess, config, spec.num_classes, spec=spec)
-        inner = SessionPredictor(
-            sess, model, config, spec, "float32", "random weights", batch_size=batch_size
-        )
-        slide = windows.SlidePredictor(inner, overlap, scale)  # scale != 1: fcn.geo.rescale
-        inner.predict(np.zeros((batch_size, *image_shape, 3), np.uint8))  # warm-up
+    with graph.as_default():
+
+        def network(x, is_training, keep_prob):
+            built = models.build_network(x, config, spec.num_classes, is_training, keep_prob)
+            return built["logits"]
+
+        tensors = prediction.build(network, config, spec)
+        sess = tf.Session(graph=graph)
+        sess.run(tf.global_variables_initializer())
+    return SessionPredictor(
+        sess, tensors, config, spec, "float32", "random weights", batch_size=batch_size
+    )
+
+
+def measure(scene, predictor, overlap, out_dir, scale=1.0):
+    from fcn.geo import job as geo_job
+    from fcn.inference import media, windows
+
+    with predictor:
+        slide = windows.SlidePredictor(predictor, overlap, scale)  # scale != 1: fcn.geo.rescale
+        h, w = predictor.network_size
+        predictor.predict(np.zeros((predictor.batch_size, h, w, 3), np.uint8))  # warm-up
         before = _rss_mb()
         stem = os.path.splitext(os.path.basename(scene))[0]
         job = media.Job(scene, False, (None, None, os.path.join(out_dir, stem + "_mask.tif")))
@@ -103,13 +121,17 @@ def measure(
         seconds = time.time() - t0
         scaled = windows.scaled_size((height, width), scale)
         windows_count = geo_job.stream.window_count(slide, scaled)
+        config = predictor.config
     megapixels = height * width / 1e6
     return dict(
         side=height,
-        encoder=encoder,
-        decoder=decoder,
-        image_shape=list(image_shape),
-        batch_size=batch_size,
+        model=predictor.source,
+        encoder=config.encoder,
+        decoder=config.decoder,
+        image_shape=[h, w],
+        precision=predictor.precision,
+        tta=predictor.tta,
+        batch_size=predictor.batch_size,
         overlap=overlap,
         scale=scale,
         windows=windows_count,
@@ -132,22 +154,28 @@ def main(argv=None):
     parser.add_argument("--overlap", type=float, default=0.25)
     parser.add_argument("--scale", type=float, default=1.0, help="the slide's --scale")
     parser.add_argument("--scene", help="an existing GeoTIFF instead of drawing one")
+    parser.add_argument("--run", help="a trained run or export folder instead of random weights")
+    parser.add_argument("--backend", default="tf", help="with --run: tf, onnxruntime or tflite")
+    parser.add_argument("--int8", action="store_true", help="with --run: the export's int8 file")
+    parser.add_argument("--precision", default="auto", help="with --run: TensorFlow's precision")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         scene = args.scene or os.path.join(tmp, f"scene{args.side}.tif")
         if not args.scene:
             write_scene(scene, args.side)
-        result = measure(
-            scene,
-            args.encoder,
-            args.decoder,
-            (args.size, args.size),
-            args.decoder_width,
-            args.batch_size,
-            args.overlap,
-            tmp,
-            args.scale,
-        )
+        if args.run:
+            from fcn.inference import backends
+
+            predictor = backends.open_backend(
+                args.run, args.backend, args.int8, None, args.precision,
+                batch_size=args.batch_size,
+            )  # fmt: skip
+        else:
+            predictor = random_predictor(
+                args.encoder, args.decoder, (args.size, args.size), args.decoder_width,
+                args.batch_size,
+            )  # fmt: skip
+        result = measure(scene, predictor, args.overlap, tmp, args.scale)
     print(json.dumps(result))
 
 

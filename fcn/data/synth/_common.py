@@ -9,9 +9,12 @@ statistics as well as colour, and colours of different classes overlap.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import math
+import multiprocessing
 import operator
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -26,6 +29,8 @@ SPLIT_TRAIN, SPLIT_VAL, SPLIT_TEST = 0, 1, 2  # enter the per-image seed: splits
 MIN_SIDE = 24  # smaller frames leave no room for the objects every kind draws
 SHIFT = 4  # fractional bits of polygon vertices handed to cv2, for sub-pixel edges
 _JPEG_QUALITY = 92
+# Fewer images than this are rendered in this process: starting the workers costs ~1 s.
+_PARALLEL_MIN = 64
 
 
 def check_int(name, value, minimum):
@@ -49,6 +54,25 @@ def check_sizes(sizes):
     if not sizes or min(min(s) for s in sizes) < MIN_SIDE:
         raise UserError(f"sizes must be non-empty (height, width) pairs of at least {MIN_SIDE}")
     return sizes
+
+
+def parallel_map(fn, jobs):
+    """[fn(*job) for job in jobs], in that order, rendered by one worker process per core when
+    there are many. Every image draws from its own generator (`image_rng`), so the files are
+    byte-identical however they are shared out. fn must be a module-level function; the workers
+    are spawned, not forked: the parent may already hold TensorFlow's threads (`demo`)."""
+    jobs = list(jobs)
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cores = os.cpu_count() or 1
+    if len(jobs) < _PARALLEL_MIN or cores < 2:
+        return [fn(*job) for job in jobs]
+    context = multiprocessing.get_context("spawn")
+    # Chunks of several images: each worker writes its own files, little crosses the pipe.
+    chunk = max(1, len(jobs) // (8 * cores))
+    with concurrent.futures.ProcessPoolExecutor(cores, mp_context=context) as pool:
+        return list(pool.map(fn, *zip(*jobs, strict=True), chunksize=chunk))
 
 
 def image_rng(kind_code, seed, split, i):

@@ -17,19 +17,28 @@ def generate(
         root = tmp / name
         for folder in ("images", "labels", "test"):
             (root / folder).mkdir(parents=True)
-        for split, n in ((C.SPLIT_TRAIN, count), (C.SPLIT_TEST, test_count)):
-            for i in range(n):
-                rng = C.image_rng(kind_code, seed, split, i)
-                height, width = pick_size(rng, sizes, i)
-                image, mask = render(rng, height, width)
-                stem = f"{name}_{i:06d}"
-                if split == C.SPLIT_TEST:
-                    C.write_png(root / "test" / f"{stem}.png", image)
-                    continue
-                C.write_png(root / "images" / f"{stem}.png", image)
-                C.write_png(
-                    root / "labels" / f"{stem}.png", np.where(mask, 255, 0).astype(np.uint8)
-                )
+        splits = ((C.SPLIT_TRAIN, count), (C.SPLIT_TEST, test_count))
+        C.parallel_map(
+            _write_one,
+            [
+                (root, name, kind_code, render, pick_size, seed, sizes, split, i)
+                for split, n in splits
+                for i in range(n)
+            ],
+        )
         if extra is not None:
             extra(root)
     return {"train": count, "test": test_count, "roots": {name: str(out / name)}}
+
+
+def _write_one(root, name, kind_code, render, pick_size, seed, sizes, split, i):
+    """Render and write image i of a split (and its 0/255 mask for training)."""
+    rng = C.image_rng(kind_code, seed, split, i)
+    height, width = pick_size(rng, sizes, i)
+    image, mask = render(rng, height, width)
+    stem = f"{name}_{i:06d}"
+    if split == C.SPLIT_TEST:
+        C.write_png(root / "test" / f"{stem}.png", image)
+        return
+    C.write_png(root / "images" / f"{stem}.png", image)
+    C.write_png(root / "labels" / f"{stem}.png", np.where(mask, 255, 0).astype(np.uint8))

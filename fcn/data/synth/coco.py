@@ -63,20 +63,15 @@ def generate(out, count, test_count, seed, sizes=None, val_count=None):
             folder = root / _SPLITS[split]
             folder.mkdir()
             images, anns = [], []
-            for i in range(n):
-                rng = C.image_rng(KIND_CODE, seed, split, i)
-                height, width = C.pick_size(rng, sizes, i, _LONGS, _ASPECTS)
-                image, instances = render(rng, height, width)
-                name = f"{next_image:012d}.jpg"
-                C.write_jpeg(folder / name, image)
+            jobs = [(folder, next_image + i, split, i, seed, sizes) for i in range(n)]
+            for height, width, found in C.parallel_map(_write_image, jobs):
+                name = _file_name(next_image)
                 images.append(
                     {"id": next_image, "file_name": name, "height": height, "width": width}
                 )
-                for category, crowd, mask in instances:
-                    ann = annotation(mask, category, crowd)
-                    if ann is not None:
-                        anns.append({"id": next_ann, "image_id": next_image, **ann})
-                        next_ann += 1
+                for ann in found:
+                    anns.append({"id": next_ann, "image_id": next_image, **ann})
+                    next_ann += 1
                 next_image += 1
             doc = {
                 "info": {"description": "fcn synthetic COCO-layout scenes", "version": "1.0"},
@@ -88,6 +83,21 @@ def generate(out, count, test_count, seed, sizes=None, val_count=None):
             path = root / "annotations" / f"instances_{_SPLITS[split]}.json"
             path.write_text(json.dumps(doc, separators=(",", ":")))
     return {"train": count, "val": val_count, "test": 0, "roots": {"coco": str(out / "coco")}}
+
+
+def _file_name(image_id):
+    return f"{image_id:012d}.jpg"
+
+
+def _write_image(folder, image_id, split, i, seed, sizes):
+    """Render image i of a split, write it as <image_id>.jpg; (height, width, its instances'
+    annotations without ids)."""
+    rng = C.image_rng(KIND_CODE, seed, split, i)
+    height, width = C.pick_size(rng, sizes, i, _LONGS, _ASPECTS)
+    image, instances = render(rng, height, width)
+    C.write_jpeg(folder / _file_name(image_id), image)
+    found = (annotation(mask, category, crowd) for category, crowd, mask in instances)
+    return height, width, [ann for ann in found if ann is not None]
 
 
 def annotation(mask, category, crowd):

@@ -64,9 +64,14 @@ def generate(out, count, test_count, seed, sizes=None, val_count=None):
     with C.staged(out, ("mapillary", "cityscapes")) as tmp:
         mapillary, cityscapes = tmp / "mapillary", tmp / "cityscapes"
         _write_config(mapillary)
-        for split, n in counts.items():
-            for i in range(n):
-                _write_scene(mapillary, cityscapes, split, i, seed, sizes)
+        C.parallel_map(
+            _write_scene,
+            [
+                (mapillary, cityscapes, split, i, seed, sizes)
+                for split, n in counts.items()
+                for i in range(n)
+            ],
+        )
     roots = {"mapillary": str(out / "mapillary"), "cityscapes": str(out / "cityscapes")}
     return {"train": count, "val": val_count, "test": test_count, "roots": roots}
 
