@@ -19,6 +19,8 @@ PROBS_FULL = "probs_full"  # float32 (N, H, W, C) upsampled to the input size
 MASK = "mask"  # uint8 (N, H, W) decided class ids at the input size
 LOSS = "cross_entropy_loss"
 TRAIN_OP = "train_op"
+# Batch norm's tf.cond on is_training (fcn.models.layers); the export keeps its moving branch.
+BATCH_OR_MOVING = "batch_or_moving"
 
 
 # --- variable scopes ---

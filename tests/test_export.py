@@ -14,7 +14,7 @@ import pytest
 import tensorflow.compat.v1 as tf
 
 from conftest import PRECISIONS
-from fcn import cli, data
+from fcn import cli, data, names
 from fcn.errors import UserError
 from fcn.inference import export, prediction, restore
 from fcn.training import train
@@ -167,8 +167,12 @@ def test_batch_norm_networks_export_to_onnx(network, tiny_config, tmp_path):
     graph_def = tf.GraphDef()
     with open(os.path.join(out, meta["frozen_graph"]), "rb") as f:
         graph_def.ParseFromString(f.read())
-    # Batch moments are computed only while training: none is left in the served graph.
+    # Batch moments are computed only while training: none is left in the served graph, nor
+    # batch norm's cond on is_training (its moving branch is what serves).
     assert not [n.name for n in graph_def.node if "/moments/" in n.name]
+    switches = [n.name for n in graph_def.node if n.op in ("Switch", "Merge")]
+    assert not [name for name in switches if names.BATCH_OR_MOVING in name]
+    assert any(n.op == "FusedBatchNormV3" for n in graph_def.node)
     assert not [n.name for n in graph_def.node if "is_training" in n.input]
     images = _images(4)[1]
     served = _saved_model_outputs(out, images)

@@ -274,3 +274,43 @@ def test_unknown_decoder_lists_the_valid_ones():
     names = ".*".join(sorted(decoders.DECODERS))  # fcn8s, pix2pix, reference, unet, upsample_conv
     with pytest.raises(UserError, match=names):
         decoders.get("nope")
+
+
+def test_batch_norm_follows_its_formula_in_both_modes_and_trains_through_the_batch_branch():
+    # y = gamma (x - mean) / sqrt(var + eps) + beta over (N, h, w) per channel; training uses the
+    # batch's moments and moves the statistics by (1 - momentum) towards them (the unbiased
+    # variance), prediction the moving ones; gradients reach x, gamma and beta in training.
+    rng = np.random.default_rng(0)
+    x = rng.normal(2.0, 3.0, (4, 5, 6, 3)).astype(np.float32)
+    gamma0, beta0 = np.array([1.5, 0.5, 2.0], np.float32), np.array([0.1, -0.2, 0.3], np.float32)
+    eps, momentum = layers.BN_EPSILON, 0.9
+    with tf.Graph().as_default():
+        images = tf.placeholder(tf.float32, x.shape)
+        is_training = tf.placeholder_with_default(False, [])
+        y = layers.batch_norm(images, is_training, "bn", momentum=momentum)
+        gamma, beta, mean, var = (
+            tf.global_variables(f"bn/{n}")[0]
+            for n in ("gamma", "beta", "moving_mean", "moving_variance")
+        )
+        grads = tf.gradients(tf.reduce_sum(y * y), [images, gamma, beta])
+        updates = tf.get_collection(tf.GraphKeys.UPDATE_OPS)
+        with _session() as sess:
+            sess.run(tf.global_variables_initializer())
+            sess.run([gamma.assign(gamma0), beta.assign(beta0)])
+            predicted = sess.run(y, {images: x})
+            trained, *g = sess.run([y, *grads], {images: x, is_training: True})
+            sess.run(updates, {images: x, is_training: True})
+            moved_mean, moved_var = sess.run([mean, var])
+    # prediction: the initial moving statistics, mean 0 and variance 1
+    np.testing.assert_allclose(predicted, gamma0 * x / np.sqrt(1 + eps) + beta0, rtol=1e-5)
+    m, v = x.mean(axis=(0, 1, 2)), x.var(axis=(0, 1, 2))
+    want = gamma0 * (x - m) / np.sqrt(v + eps) + beta0
+    np.testing.assert_allclose(trained, want, rtol=1e-4, atol=1e-4)
+    n = x.size // 3
+    np.testing.assert_allclose(moved_mean, (1 - momentum) * m, rtol=1e-5)
+    np.testing.assert_allclose(moved_var, momentum + (1 - momentum) * v * n / (n - 1), rtol=1e-5)
+    # d/dbeta sum(y^2) = 2 sum(y); d/dgamma = 2 sum(y (x - m) / sqrt(v + eps))
+    np.testing.assert_allclose(g[2], 2 * want.sum(axis=(0, 1, 2)), rtol=1e-4, atol=1e-3)
+    xhat = (x - m) / np.sqrt(v + eps)
+    np.testing.assert_allclose(g[1], 2 * (want * xhat).sum(axis=(0, 1, 2)), rtol=1e-4, atol=1e-3)
+    assert np.abs(g[0]).max() > 0

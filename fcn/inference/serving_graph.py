@@ -2,7 +2,8 @@
 (SavedModel, frozen graph, ONNX, TFLite) starts from.
 
 - the serving switches (image_input, is_training, keep_prob) fixed at their defaults;
-- batch norm's and dropout's `where(is_training, a, b)` replaced by `b`;
+- batch norm's `cond(is_training, batch, moving)` resolved to its moving-statistics branch, and
+  dropout's `where(is_training, a, b)` replaced by `b`;
 - VGG16's fc6 in its im2col form (ExtractImagePatches and one matmul, which a bfloat16 run
   trains with: fcn.models.encoders.vgg16) written back as the 7x7 convolution it computes,
   over the same kernel: neither tf2onnx nor TFLite's builtin ops convert ExtractImagePatches.
@@ -25,13 +26,13 @@ def output_names(spec):
 
 def serving_graph(frozen, spec, fixed=SERVING_FIXED):
     """The frozen prediction path as it serves: the inputs of `fixed` folded to their defaults,
-    every `where(is_training, a, b)` (batch norm's statistics, decoder dropout:
-    fcn.models.layers) replaced by `b`, so the batch moments computed only for training are
-    pruned away rather than left for Grappler to fold (which leaves dangling control inputs
-    that tf2onnx cannot convert: "Non-existent input ^encoder/.../Conv2D"), and fc6's im2col as
-    a convolution (`im2col_as_conv`). Both branches have one shape in those selects, so the
-    output is the same tensor the select gave. `fixed`: the inputs folded (TFLite keeps
-    image_input: fcn.inference.tflite_graph)."""
+    every `where(is_training, a, b)` (decoder dropout: fcn.models.layers) replaced by `b` and
+    every batch norm's cond on is_training by its moving branch (`moving_statistics`), so the
+    batch moments computed only for training are pruned away rather than left for Grappler to
+    fold (which leaves dangling control inputs that tf2onnx cannot convert: "Non-existent input
+    ^encoder/.../Conv2D"), and fc6's im2col as a convolution (`im2col_as_conv`). Both branches
+    have one shape in those selects, so the output is the same tensor the select gave.
+    `fixed`: the inputs folded (TFLite keeps image_input: fcn.inference.tflite_graph)."""
     import tensorflow.compat.v1 as tf
 
     graph_def = defaults_fixed(frozen, fixed)
@@ -42,6 +43,7 @@ def serving_graph(frozen, spec, fixed=SERVING_FIXED):
             del node.input[:2]  # keep the else branch: b
             node.attr.clear()
             node.attr["T"].type = dtype
+    moving_statistics(graph_def)
     im2col_as_conv(graph_def)
     return tf.graph_util.extract_sub_graph(graph_def, output_names(spec))
 
@@ -60,6 +62,43 @@ def defaults_fixed(graph_def, keep_names):
             node.attr.clear()
             node.attr["T"].type = dtype
     return out
+
+
+def moving_statistics(graph_def):
+    """Resolve in place every batch norm's `tf.cond(is_training, batch, moving)`
+    (fcn.models.layers.batch_norm) to its moving-statistics branch, as it runs at serving time:
+
+        <cond>/pred_id = Identity(is_training); each Switch(x, pred_id) hands x to the branch
+        taken (port 0 false, port 1 true); Merge(false branch output, true branch output)
+
+    Each such Switch becomes Identity(x) (its port 0, the moving branch's input) and each Merge
+    Identity of its first input, the moving branch's output; the batch branch is then
+    unreachable and extract_sub_graph prunes it. Returns the number of conds resolved."""
+    conds = {
+        node.name.rsplit("/", 1)[0]
+        for node in graph_def.node
+        if node.op == "Identity"
+        and node.name.endswith("/pred_id")
+        and node.input[0] == names.IS_TRAINING
+        and node.name.split("/")[-2].startswith(names.BATCH_OR_MOVING)
+    }
+    preds = {f"{scope}/pred_id" for scope in conds}
+    pivots = {f"{scope}/Switch" for scope in conds}  # Switch(is_training, is_training)
+    for node in graph_def.node:
+        if node.op == "Switch" and (node.input[1] in preds or node.name in pivots):
+            _to_identity(node, node.input[0])
+        elif node.op == "Merge" and node.name.rsplit("/", 1)[0] in conds:
+            _to_identity(node, node.input[0])  # cond_v1 merges (false, true)
+    return len(conds)
+
+
+def _to_identity(node, source):
+    dtype = node.attr["T"].type
+    node.op = "Identity"
+    del node.input[:]
+    node.input.append(source)
+    node.attr.clear()
+    node.attr["T"].type = dtype
 
 
 def im2col_as_conv(graph_def):

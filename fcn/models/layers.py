@@ -6,6 +6,8 @@ enclosing `tf.variable_scope` names them (and `reuse` shares them). Shapes are N
 
 import tensorflow.compat.v1 as tf
 
+from fcn import names
+
 # Decoder kernels go here; `fcn.training.losses.l2_penalty` adds them to the loss explicitly.
 L2_COLLECTION = "decoder_l2_kernels"
 # Keras's batch-norm defaults (its pretrained MobileNetV2 was trained with them).
@@ -67,7 +69,8 @@ def conv2d_transpose(x, filters, kernel_size, stride, name, init=None, use_bias=
 
 
 def batch_norm(x, is_training, name, momentum=BN_MOMENTUM, epsilon=BN_EPSILON):
-    """Batch norm: batch statistics while `is_training` (a bool tensor), moving ones otherwise.
+    """Batch norm: batch statistics while `is_training` (a bool tensor, or a Python bool for a
+    graph of one mode), moving ones otherwise.
 
     Variables gamma, beta, moving_mean, moving_variance (Keras's names, so its weights load by
     name); the moving statistics are not trainable but are global variables, so checkpoints and
@@ -98,21 +101,28 @@ def batch_norm(x, is_training, name, momentum=BN_MOMENTUM, epsilon=BN_EPSILON):
             aggregation=tf.VariableAggregation.MEAN,
         )
 
-        # Two fused kernels (one op forward, one backward each, where tf.nn.moments +
-        # batch_normalization is ~15 element-wise ops and their gradients): with the batch's
-        # moments while training, with the moving ones otherwise. A select, not a tf.cond: the
-        # graph stays free of control flow, and the export (fcn.inference.serving_graph)
-        # keeps only the moving-statistics branch. Training never takes the gradient of that
-        # branch (stop_gradient), so its backward kernel is never built: MobileNetV2's 52 batch
-        # norms cost about half the op time of the unfused form (float32, 128x128, batch 8).
-        # The returned variance is the unbiased estimate, as Keras updates the moving variance.
-        y_train, mean, variance = tf.nn.fused_batch_norm(
-            x, gamma, beta, epsilon=epsilon, is_training=True
-        )
-        y_moving, _, _ = tf.nn.fused_batch_norm(
-            x, gamma, beta, moving_mean, moving_variance, epsilon=epsilon, is_training=False
-        )
-        y = tf.where_v2(is_training, y_train, tf.stop_gradient(y_moving))
+        # Fused kernels (one op forward, one backward, where tf.nn.moments +
+        # batch_normalization is ~15 element-wise ops and their gradients: MobileNetV2's 52
+        # batch norms cost about half the op time in that form), with the batch's moments while
+        # training and the moving ones otherwise. A tf.cond, so a step computes only its branch:
+        # computing both and selecting cost a second normalisation and a copy of every map,
+        # 6-11% of a MobileNetV2 step (docs/performance.md). The export
+        # (fcn.inference.serving_graph) keeps only the moving-statistics branch. The batch
+        # branch's variance is the unbiased estimate, as Keras updates the moving variance; the
+        # moving branch hands the moving statistics on, so its updates would change nothing.
+        def batch():
+            return tf.nn.fused_batch_norm(x, gamma, beta, epsilon=epsilon, is_training=True)
+
+        def moving():
+            y, _, _ = tf.nn.fused_batch_norm(
+                x, gamma, beta, moving_mean, moving_variance, epsilon=epsilon, is_training=False
+            )
+            return y, tf.identity(moving_mean), tf.identity(moving_variance)
+
+        if isinstance(is_training, bool):  # a graph built for one mode only
+            y, mean, variance = (batch if is_training else moving)()
+        else:
+            y, mean, variance = tf.cond(is_training, batch, moving, name=names.BATCH_OR_MOVING)
         decay = 1.0 - momentum
         for moving, value in ((moving_mean, mean), (moving_variance, variance)):
             update = tf.assign_sub(moving, decay * (moving - value))
