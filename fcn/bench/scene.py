@@ -159,6 +159,9 @@ def main(argv=None):
     parser.add_argument("--int8", action="store_true", help="with --run: the export's int8 file")
     parser.add_argument("--precision", default="auto", help="with --run: TensorFlow's precision")
     args = parser.parse_args(argv)
+    from fcn import tfquiet
+
+    tfquiet.tensorflow()  # before anything imports TensorFlow: no C++ start-up or graph-pass lines
     with tempfile.TemporaryDirectory() as tmp:
         scene = args.scene or os.path.join(tmp, f"scene{args.side}.tif")
         if not args.scene:
