@@ -86,13 +86,15 @@ def moving_statistics(graph_def):
     pivots = {f"{scope}/Switch" for scope in conds}  # Switch(is_training, is_training)
     for node in graph_def.node:
         if node.op == "Switch" and (node.input[1] in preds or node.name in pivots):
-            _to_identity(node, node.input[0])
+            to_identity(node, node.input[0])
         elif node.op == "Merge" and node.name.rsplit("/", 1)[0] in conds:
-            _to_identity(node, node.input[0])  # cond_v1 merges (false, true)
+            to_identity(node, node.input[0])  # cond_v1 merges (false, true)
     return len(conds)
 
 
-def _to_identity(node, source):
+def to_identity(node, source):
+    """Make a NodeDef an Identity of `source`, keeping its dtype attr `T` (a resolved switch,
+    merge, select, pad or crop)."""
     dtype = node.attr["T"].type
     node.op = "Identity"
     del node.input[:]

@@ -4,6 +4,7 @@
 fcn.inference.tflite converts it and predicts with it."""
 
 from fcn import names
+from fcn.inference.serving_graph import defaults_fixed, serving_graph, to_identity
 
 INPUT_NAME = names.IMAGE_INPUT  # float32 (N, h, w, 3) raw levels at the network size
 
@@ -44,8 +45,6 @@ def network_graph(frozen, config, spec):
     (BATCH, h, w, 3), output_name the output; training switches, dropout and the resize pruned
     away."""
     import tensorflow.compat.v1 as tf
-
-    from fcn.inference.serving_graph import defaults_fixed, serving_graph
 
     # is_training, keep_prob and tta to their serving defaults; batch norm's selects to their
     # moving statistics (fcn.inference.serving_graph); image_input stays an input.
@@ -117,12 +116,7 @@ def _to_identity(graph_def, names_, kept=0):
     select)."""
     for node in graph_def.node:
         if node.name in names_:
-            dtype, kept_input = node.attr["T"].type, node.input[kept]
-            node.op = "Identity"
-            del node.input[:]
-            node.input.append(kept_input)
-            node.attr.clear()
-            node.attr["T"].type = dtype
+            to_identity(node, node.input[kept])
 
 
 def _logits_named(graph_def):
