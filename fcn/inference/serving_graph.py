@@ -38,11 +38,7 @@ def serving_graph(frozen, spec, fixed=SERVING_FIXED):
     graph_def = defaults_fixed(frozen, fixed)
     for node in graph_def.node:
         if node.op in ("Select", "SelectV2") and node.input[0] == names.IS_TRAINING:
-            dtype = node.attr["T"].type
-            node.op = "Identity"
-            del node.input[:2]  # keep the else branch: b
-            node.attr.clear()
-            node.attr["T"].type = dtype
+            to_identity(node, node.input[2])  # select(is_training, a, b): the else branch, b
     moving_statistics(graph_def)
     im2col_as_conv(graph_def)
     return tf.graph_util.extract_sub_graph(graph_def, output_names(spec))

@@ -110,19 +110,21 @@ def batch_norm(x, is_training, name, momentum=BN_MOMENTUM, epsilon=BN_EPSILON):
         # (fcn.inference.serving_graph) keeps only the moving-statistics branch. The batch
         # branch's variance is the unbiased estimate, as Keras updates the moving variance; the
         # moving branch hands the moving statistics on, so its updates would change nothing.
-        def batch():
+        def batch_branch():
             return tf.nn.fused_batch_norm(x, gamma, beta, epsilon=epsilon, is_training=True)
 
-        def moving():
+        def moving_branch():
             y, _, _ = tf.nn.fused_batch_norm(
                 x, gamma, beta, moving_mean, moving_variance, epsilon=epsilon, is_training=False
             )
             return y, tf.identity(moving_mean), tf.identity(moving_variance)
 
         if isinstance(is_training, bool):  # a graph built for one mode only
-            y, mean, variance = (batch if is_training else moving)()
+            y, mean, variance = (batch_branch if is_training else moving_branch)()
         else:
-            y, mean, variance = tf.cond(is_training, batch, moving, name=names.BATCH_OR_MOVING)
+            y, mean, variance = tf.cond(
+                is_training, batch_branch, moving_branch, name=names.BATCH_OR_MOVING
+            )
         decay = 1.0 - momentum
         for moving, value in ((moving_mean, mean), (moving_variance, variance)):
             update = tf.assign_sub(moving, decay * (moving - value))
